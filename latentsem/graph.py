@@ -1,0 +1,81 @@
+"""Graph algorithms on adjacency matrices, shared by structures, search and metrics.
+
+Conventions: ``D[i, j]`` True means a directed edge i -> j; ``U`` is a symmetric
+boolean matrix of undirected edges i - j. A PDAG is the pair (D, U).
+Functions here do no input checking beyond what their result needs: the
+structure type validates names and shapes before calling them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def topological_order(D):
+    """Return a topological order of the DAG ``D`` or ``None`` if it has a cycle.
+
+    Ties are broken by index, so the order is deterministic.
+    """
+    D = np.asarray(D, dtype=bool)
+    indegree = D.sum(axis=0).astype(int)
+    ready = sorted(np.flatnonzero(indegree == 0).tolist())
+    order = []
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for child in np.flatnonzero(D[node]):
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(int(child))
+        ready.sort()
+    return order if len(order) == D.shape[0] else None
+
+
+def has_directed_cycle(D):
+    """True when the directed part ``D`` contains a cycle."""
+    return topological_order(D) is None
+
+
+def pdag_to_dag(D, U):
+    """A consistent extension of the PDAG (D, U): a DAG in the same class.
+
+    Dor & Tarsi (1992): repeatedly remove a sink-like vertex x (no outgoing
+    directed edge, and every undirected neighbour of x adjacent to all other
+    neighbours of x), orienting x's undirected edges into x.
+
+    Returns the directed adjacency matrix, or ``None`` when no consistent
+    extension exists.
+    """
+    D = np.array(D, dtype=bool)
+    U = np.array(U, dtype=bool)
+    n = D.shape[0]
+    result = D.copy()
+    alive = np.ones(n, dtype=bool)
+    for _ in range(n):
+        picked = None
+        for x in np.flatnonzero(alive):
+            if D[x][alive].any():
+                continue  # x still has an outgoing directed edge
+            und = np.flatnonzero(U[x] & alive)
+            adj = np.flatnonzero((D[x] | D[:, x] | U[x]) & alive)
+            if all(
+                all(y == z or D[y, z] or D[z, y] or U[y, z] for z in adj)
+                for y in und
+            ):
+                picked = x
+                break
+        if picked is None:
+            return None
+        for y in np.flatnonzero(U[picked] & alive):
+            result[y, picked] = True  # orient y -> picked
+        alive[picked] = False
+    return result
+
+
+def skeleton(D, U=None):
+    """Symmetric adjacency of the skeleton of (D, U)."""
+    D = np.asarray(D, dtype=bool)
+    S = D | D.T
+    if U is not None:
+        S = S | np.asarray(U, dtype=bool)
+    return S
