@@ -79,3 +79,55 @@ def skeleton(D, U=None):
     if U is not None:
         S = S | np.asarray(U, dtype=bool)
     return S
+
+
+def dag_to_cpdag(D):
+    """The CPDAG (essential graph) of the DAG ``D``, as a PDAG ``(D_cpdag, U)``.
+
+    Meek (1995): keep the skeleton, orient the v-structures a -> c <- b (a, b
+    non-adjacent), then close under Meek's rules R1-R3; starting from a DAG's
+    pattern these three rules give the CPDAG (R4 is only needed with background
+    knowledge). An edge stays directed exactly when it is compelled, i.e. has
+    the same orientation in every DAG of the Markov equivalence class.
+
+    ``D`` must be acyclic (not checked). Returns the compelled directed edges
+    ``D_cpdag`` (``[i, j]`` True for i -> j) and the symmetric undirected ``U``.
+    """
+    D = np.asarray(D, dtype=bool)
+    n = D.shape[0]
+    adjacent = D | D.T
+    directed = np.zeros((n, n), dtype=bool)
+    for c in range(n):
+        parents = np.flatnonzero(D[:, c])
+        for k, a in enumerate(parents):
+            for b in parents[k + 1:]:
+                if not adjacent[a, b]:
+                    directed[a, c] = directed[b, c] = True
+    undirected = adjacent & ~directed & ~directed.T
+    changed = True
+    while changed:
+        changed = False
+        for i, j in zip(*np.nonzero(undirected)):
+            if undirected[i, j] and _meek_orients(i, j, directed, undirected, adjacent):
+                directed[i, j] = True
+                undirected[i, j] = undirected[j, i] = False
+                changed = True
+    return directed, undirected
+
+
+def _meek_orients(i, j, directed, undirected, adjacent):
+    """True when one of Meek's rules R1-R3 orients the undirected edge i - j as i -> j."""
+    into_i = np.flatnonzero(directed[:, i])
+    # R1: k -> i - j with k, j non-adjacent (else a new v-structure at i).
+    if np.any(~adjacent[into_i, j]):
+        return True
+    # R2: i -> k -> j (else a directed cycle).
+    if np.any(directed[i] & directed[:, j]):
+        return True
+    # R3: i - k -> j and i - l -> j with k, l non-adjacent (else a cycle or a new v-structure).
+    ks = np.flatnonzero(undirected[i] & directed[:, j])
+    for a, k in enumerate(ks):
+        for l in ks[a + 1:]:
+            if not adjacent[k, l]:
+                return True
+    return False

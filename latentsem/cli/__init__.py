@@ -20,6 +20,8 @@ from ..exceptions import LatentsemError
 
 # name -> (module under latentsem.cli, one-line help shown by `latentsem --help`)
 COMMANDS = {
+    "datasets": ("datasets", "List, describe, locate and fetch the registered real data sets."),
+    "simulate": ("simulate", "Simulate item data and the true structure from a random generalized N factor model."),
 }
 
 

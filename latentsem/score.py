@@ -1,0 +1,540 @@
+"""The maximum-likelihood score of a partially observed linear SEM.
+
+LGES paper (seed 002), section 2.2: for a structure G and the sample
+covariance S (divisor N),
+
+    score_ML(G, S) = max over (F, Omega) with supp(F) in supp(F_G) of
+                     L = -(N/2) (tr(Sigma^-1 S) + log det Sigma)        (eqs. 2-3)
+
+Higher is better. For generalized N factor models (observed variables are
+leaves, Definition 2) Proposition 1 reduces to
+
+    Sigma = Lambda Phi Lambda' + Psi,   Phi = T T',   T = (I - B)^-1,
+
+with Lambda the (p, m) loadings on the structure's latent -> observed edges,
+B the latent -> latent coefficients (``B[i, j]`` is the effect of latent j on
+latent i, strictly lower triangular in a topological order) and Psi the
+diagonal unique variances. The latent disturbance variances are fixed at 1:
+with every latent's loadings free this loses nothing (an LDL' factor of any
+Phi = T D T' can be absorbed into Lambda's columns and T's entries without
+changing either support), and it removes the scale indeterminacy.
+
+We minimise the per-sample discrepancy ``f = (log det Sigma + tr(Sigma^-1 S)) / 2``,
+so ``L = -N f``. The optimiser is a batched Levenberg-Marquardt (Fisher
+scoring) method. Every derivative dSigma/dtheta_a has the rank-2 form
+``u_a v_a' + v_a u_a'``, so with P = Sigma^-1 the gradient is
+``g_a = u_a' P (Sigma - S) P v_a`` and the Fisher information is
+``F = (U P U') o (V P V') + (U P V') o (U P V')'``, O(q^2 p) for q parameters;
+the rotation freedom of factor models (flat directions of F) is handled by the
+damping. Unique variances are bounded below by a small floor so that Heywood
+cases, which are certain on LGES's initial state (REFERENCE.md section 8), are
+harmless; they are reported on the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .exceptions import ConvergenceWarning, StructureError
+from .graph import topological_order
+
+logger = logging.getLogger(__name__)
+
+#: Lower bound of each unique variance, relative to the item's sample variance.
+PSI_FLOOR = 1e-4
+
+
+# --------------------------------------------------------------------------- spec
+@dataclass(frozen=True)
+class ScoreSpec:
+    """The support of (Lambda, B) for one structure, latents in topological order.
+
+    Attributes
+    ----------
+    loadings : ndarray of bool, shape (p, m)
+        ``loadings[i, k]`` True when latent k -> observed i.
+    parents : ndarray of bool, shape (m, m)
+        ``parents[i, j]`` True when latent j -> latent i; strictly lower triangular.
+    latent : tuple of str
+        Latent names in the (topological) order used by the matrices.
+    """
+
+    loadings: np.ndarray
+    parents: np.ndarray
+    latent: tuple = ()
+
+    @property
+    def p(self):
+        return self.loadings.shape[0]
+
+    @property
+    def m(self):
+        return self.loadings.shape[1]
+
+    @classmethod
+    def from_structure(cls, structure):
+        """Spec of a structure (a consistent extension of its latent CPDAG is used)."""
+        if structure.covariances():
+            raise StructureError(
+                "score_ML scores generalized N factor models, which have no residual covariances; "
+                "fit models with covariance edges with latentsem.fit.fit_model instead."
+            )
+        dag = structure.to_dag()
+        D = dag.latent_directed()
+        order = topological_order(D)
+        loadings = dag.loading_mask()[:, order]
+        parents = D[np.ix_(order, order)].T
+        return cls(loadings, parents, tuple(dag.latent[i] for i in order))
+
+
+# ------------------------------------------------------------------------- params
+@dataclass
+class Params:
+    """Model parameters; ``Lambda`` (p, m), ``B`` (m, m), ``psi`` (p,)."""
+
+    Lambda: np.ndarray
+    B: np.ndarray
+    psi: np.ndarray
+
+    def copy(self):
+        return Params(self.Lambda.copy(), self.B.copy(), self.psi.copy())
+
+    def latent_covariance(self):
+        """Phi = (I - B)^-1 (I - B)^-T (disturbance variances fixed at 1)."""
+        T = np.linalg.inv(np.eye(self.B.shape[0]) - self.B)
+        return T @ T.T
+
+    def implied_covariance(self):
+        """Sigma = Lambda Phi Lambda' + Psi (Proposition 1 for GNF models)."""
+        return self.Lambda @ self.latent_covariance() @ self.Lambda.T + np.diag(self.psi)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The optimum of equation (2) for one structure.
+
+    Attributes
+    ----------
+    f : float
+        The minimised per-sample discrepancy ``(log det Sigma + tr(Sigma^-1 S)) / 2``.
+    log_likelihood : float
+        The paper's score ``L = -N f`` (equation 3; higher is better). It omits
+        lavaan's constant ``-N p log(2 pi) / 2``.
+    params : Params
+        The optimum (one point of a possibly flat optimum set: compare ``f`` or
+        ``Sigma`` across fits, never parameters).
+    converged : bool
+        Whether the optimiser met its tolerance within ``max_iter``.
+    n_iter : int
+        Iterations used by the best start.
+    heywood : tuple of int
+        Indices of observed variables whose unique variance sits at the floor.
+    """
+
+    f: float
+    log_likelihood: float
+    params: Params = field(repr=False)
+    converged: bool
+    n_iter: int
+    heywood: tuple = ()
+
+    @property
+    def sigma(self):
+        return self.params.implied_covariance()
+
+
+# ------------------------------------------------------------ batched internals
+class _Layout:
+    """Full parameter vector layout shared by a batch: Lambda (row-major), B lower, psi."""
+
+    def __init__(self, p, m):
+        self.p, self.m = p, m
+        self.rows, self.cols = np.tril_indices(m, -1)  # B[i, j], i > j: latent j -> latent i
+        self.n_lambda = p * m
+        self.n_b = len(self.rows)
+        self.q = self.n_lambda + self.n_b + p
+
+    def active(self, loadings, parents):
+        """Boolean (K, q) mask of the free parameters of each batch member."""
+        K = loadings.shape[0]
+        psi = np.ones((K, self.p), dtype=bool)
+        return np.concatenate(
+            [loadings.reshape(K, -1), parents[:, self.rows, self.cols], psi], axis=1
+        )
+
+    def pack(self, Lambda, B, psi):
+        K = Lambda.shape[0]
+        return np.concatenate([Lambda.reshape(K, -1), B[:, self.rows, self.cols], psi], axis=1)
+
+    def unpack(self, theta):
+        K = theta.shape[0]
+        p, m = self.p, self.m
+        Lambda = theta[:, : self.n_lambda].reshape(K, p, m)
+        B = np.zeros((K, m, m))
+        B[:, self.rows, self.cols] = theta[:, self.n_lambda : self.n_lambda + self.n_b]
+        psi = theta[:, self.n_lambda + self.n_b :]
+        return Lambda, B, psi
+
+
+def _inverse_cholesky(Sigma):
+    """P = Sigma^-1 and log det Sigma for a batch; (None, inf) rows where not PD."""
+    try:
+        L = np.linalg.cholesky(Sigma)
+    except np.linalg.LinAlgError:
+        P = np.full_like(Sigma, np.nan)
+        logdet = np.full(Sigma.shape[0], np.inf)
+        for k in range(Sigma.shape[0]):
+            try:
+                Lk = np.linalg.cholesky(Sigma[k])
+            except np.linalg.LinAlgError:
+                continue
+            Linv = np.linalg.inv(Lk)
+            P[k] = Linv.T @ Linv
+            logdet[k] = 2 * np.log(np.diag(Lk)).sum()
+        return P, logdet
+    eye = np.broadcast_to(np.eye(Sigma.shape[-1]), Sigma.shape)
+    Linv = np.linalg.solve(L, eye)
+    P = np.swapaxes(Linv, -1, -2) @ Linv
+    logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)
+    return P, logdet
+
+
+class _State:
+    """Sigma, its inverse and f for a batch of parameter vectors."""
+
+    def __init__(self, layout, theta, S):
+        self.theta = theta
+        Lambda, B, psi = layout.unpack(theta)
+        m = layout.m
+        T = np.linalg.inv(np.eye(m) - B)
+        self.LT = Lambda @ T  # (K, p, m)
+        self.Lambda, self.T, self.psi = Lambda, T, psi
+        Sigma = self.LT @ np.swapaxes(self.LT, -1, -2)
+        idx = np.arange(layout.p)
+        Sigma[:, idx, idx] += psi
+        self.Sigma = Sigma
+        self.P, logdet = _inverse_cholesky(Sigma)
+        with np.errstate(invalid="ignore"):
+            trace = np.einsum("kij,ji->k", self.P, S)
+        self.f = np.where(np.isfinite(logdet), 0.5 * (logdet + trace), np.inf)
+
+    def subset(self, idx):
+        """The batch members ``idx`` as a new state (no recomputation)."""
+        sub = _State.__new__(_State)
+        sub.__dict__ = {name: value[idx] for name, value in self.__dict__.items()}
+        return sub
+
+    def update(self, idx, other, mask):
+        """Overwrite members ``idx`` with ``other``'s members selected by ``mask``."""
+        for name, value in other.__dict__.items():
+            self.__dict__[name][idx] = value[mask]
+
+
+def _rank2_factors(layout, state):
+    """U, V of shape (K, q, p) with dSigma/dtheta_a = u_a v_a' + v_a u_a'."""
+    p, m = layout.p, layout.m
+    K = state.theta.shape[0]
+    LPhi = state.LT @ np.swapaxes(state.T, -1, -2)  # Lambda T T' = Lambda Phi
+    eye = np.eye(p)
+    U = np.empty((K, layout.q, p))
+    V = np.empty((K, layout.q, p))
+    # Lambda[i, k]: u = e_i, v = (Lambda Phi)[:, k]
+    U[:, : layout.n_lambda] = np.repeat(eye, m, axis=0)[None]
+    V[:, : layout.n_lambda] = np.tile(np.swapaxes(LPhi, 1, 2), (1, p, 1))
+    # B[i, j]: dT = T E_ij T, so u = (Lambda T)[:, i], v = (Lambda Phi)[:, j]
+    sl = slice(layout.n_lambda, layout.n_lambda + layout.n_b)
+    U[:, sl] = np.swapaxes(state.LT[:, :, layout.rows], 1, 2)
+    V[:, sl] = np.swapaxes(LPhi[:, :, layout.cols], 1, 2)
+    # psi[i]: u = e_i, v = e_i / 2
+    U[:, layout.n_lambda + layout.n_b :] = eye
+    V[:, layout.n_lambda + layout.n_b :] = eye / 2
+    return U, V
+
+
+def _gradient_and_fisher(layout, state, S, need_fisher=True):
+    U, V = _rank2_factors(layout, state)
+    P = state.P
+    G = P @ (state.Sigma - S) @ P
+    UG = U @ G
+    g = np.einsum("kap,kap->ka", UG, V)
+    if not need_fisher:
+        return g, None
+    UP, VP = U @ P, V @ P
+    UU = UP @ np.swapaxes(U, 1, 2)
+    VV = VP @ np.swapaxes(V, 1, 2)
+    UV = UP @ np.swapaxes(V, 1, 2)
+    F = UU * VV + UV * np.swapaxes(UV, 1, 2)
+    return g, F
+
+
+@dataclass
+class _BatchOutcome:
+    theta: np.ndarray
+    f: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+
+
+def _lm_batch(layout, theta, active, S, floor, max_iter=500, ftol=1e-12, gtol=1e-8,
+              f_accept=None):
+    """Batched projected Levenberg-Marquardt (Fisher scoring) on f.
+
+    Inactive parameters stay at 0; unique variances are projected onto
+    ``psi >= floor``, and those sitting at the floor with a gradient pushing
+    them further down are frozen for the step (an active-set rule). When
+    ``f_accept`` is given a member stops as soon as its f is at or below it:
+    f after any iteration bounds the optimum from above, so that decision
+    ("the candidate is within tolerance") is already sound.
+    """
+    K = theta.shape[0]
+    theta = np.where(active, theta, 0.0)
+    psi_sl = slice(layout.n_lambda + layout.n_b, layout.q)
+    theta[:, psi_sl] = np.maximum(theta[:, psi_sl], floor)
+    lower = np.full(layout.q, -np.inf)
+    lower[psi_sl] = floor
+    is_psi = np.isfinite(lower)
+    state = _State(layout, theta, S)
+    f = state.f.copy()
+    mu = np.full(K, 1e-3)
+    converged = np.zeros(K, dtype=bool)
+    n_iter = np.zeros(K, dtype=int)
+    running = np.isfinite(f)
+    if f_accept is not None:
+        running &= f > f_accept
+    small_steps = np.zeros(K, dtype=int)
+    eye = np.eye(layout.q)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(running)
+        if idx.size == 0:
+            break
+        sub = state.subset(idx)
+        g, F = _gradient_and_fisher(layout, sub, S)
+        at_floor = is_psi & (sub.theta <= lower * (1 + 1e-12)) & (g > 0)
+        free = active[idx] & ~at_floor
+        g = np.where(free, g, 0.0)
+        done = np.abs(g).max(axis=1) < gtol
+        converged[idx[done]] = True
+        running[idx[done]] = False
+        keep = ~done
+        if not keep.any():
+            break
+        idx, g, F, fixed = idx[keep], g[keep], F[keep], ~free[keep]
+        diag = np.diagonal(F, axis1=1, axis2=2)
+        A = F + (mu[idx, None] * (diag + 1e-10))[:, :, None] * eye
+        # Frozen parameters get identity rows and columns, hence a zero step.
+        A = np.where(fixed[:, :, None] | fixed[:, None, :], 0.0, A) + fixed[:, :, None] * eye
+        step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
+        trial = np.maximum(theta[idx] + step, lower)
+        new = _State(layout, trial, S)
+        better = new.f < f[idx]
+        n_iter[idx] += 1
+        acc = idx[better]
+        if acc.size:
+            decrease = f[acc] - new.f[better]
+            state.update(acc, new, better)
+            theta[acc] = trial[better]
+            f[acc] = new.f[better]
+            mu[acc] = np.maximum(mu[acc] / 3.0, 1e-12)
+            tiny = decrease < ftol * (1 + np.abs(f[acc]))
+            small_steps[acc] = np.where(tiny, small_steps[acc] + 1, 0)
+            stop = small_steps[acc] >= 3
+            if f_accept is not None:
+                stop |= f[acc] <= f_accept[acc]
+            converged[acc[stop]] = True
+            running[acc[stop]] = False
+        worse = idx[~better]
+        mu[worse] *= 8.0
+        # Damping this large means no descent direction is left at this precision.
+        stuck = worse[mu[worse] > 1e10]
+        converged[stuck] = True
+        running[stuck] = False
+        running[idx[n_iter[idx] >= max_iter]] = False
+    return _BatchOutcome(theta, f, converged, n_iter)
+
+
+# ------------------------------------------------------------------ start values
+def _cluster_start(loadings, S, rng=None, jitter=0.0):
+    """Lambda from each latent's children's first principal component; B = 0.
+
+    The unique variances start at half the item variance. A random rotation of
+    the common-factor space is mixed in for restarts (``jitter`` > 0).
+    """
+    p, m = loadings.shape
+    psi = 0.5 * np.diag(S).copy()
+    Lambda = np.zeros((p, m))
+    reduced = S - np.diag(psi)
+    eigval, eigvec = np.linalg.eigh(reduced)
+    order = np.argsort(eigval)[::-1][:m]
+    pca = eigvec[:, order] * np.sqrt(np.maximum(eigval[order], 1e-3))
+    for k in range(m):
+        children = np.flatnonzero(loadings[:, k])
+        if children.size == 0:
+            continue
+        block = reduced[np.ix_(children, children)]
+        w, v = np.linalg.eigh(block)
+        vec = v[:, -1] * np.sqrt(max(w[-1], 1e-3))
+        Lambda[children, k] = vec if vec.sum() >= 0 else -vec
+    # Where children overlap heavily (LGES's initial state), columns coincide; fall back to PCA there.
+    overlap = loadings.T.astype(float) @ loadings.astype(float)
+    if m > 1 and (overlap - np.diag(np.diag(overlap))).max() > 0.5 * overlap.diagonal().min():
+        Lambda = np.where(loadings, pca, 0.0)
+    if rng is not None and jitter > 0:
+        Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
+        Lambda = np.where(loadings, Lambda @ Q + jitter * rng.standard_normal((p, m)), 0.0)
+        psi = psi * rng.uniform(0.5, 1.5, size=p)
+    return Params(Lambda, np.zeros((m, m)), psi)
+
+
+def _efa_loadings(psi, S, m):
+    """Loadings maximising the likelihood for fixed unique variances (Joreskog 1967)."""
+    scale = 1.0 / np.sqrt(psi)
+    w, v = np.linalg.eigh(S * np.outer(scale, scale))
+    w, v = w[::-1], v[:, ::-1]
+    load = v[:, :m] * np.sqrt(np.maximum(w[:m] - 1.0, 0.0))
+    return load / scale[:, None], w
+
+
+def efa_ml(S, m, psi_start=None, floor=None):
+    """Unrestricted m-factor ML factor analysis by profiling over Psi (as R's factanal).
+
+    LGES's initial state (Definition 3: floor(p/2) latents, complete latent graph,
+    every latent -> every item) is exactly this model, so its optimum starts the
+    search. For fixed Psi the optimal loadings come from the eigenvectors of
+    Psi^-1/2 S Psi^-1/2; the profile discrepancy
+    ``sum_{j>m} (theta_j - log theta_j - 1) / 2`` is minimised over Psi with
+    L-BFGS-B and its analytic gradient.
+
+    Returns
+    -------
+    Params
+        Orthogonal-factor solution (B = 0, so Phi = I).
+    """
+    from scipy.optimize import minimize
+
+    S = np.asarray(S, dtype=float)
+    p = S.shape[0]
+    d = np.diag(S)
+    floor = PSI_FLOOR * d if floor is None else floor
+    if psi_start is None:
+        psi_start = (1 - 0.5 * m / p) / np.diag(np.linalg.inv(S))
+
+    def profile(psi):
+        load, w = _efa_loadings(psi, S, m)
+        rest = w[m:]
+        value = 0.5 * np.sum(rest - np.log(rest) - 1.0)
+        Sigma_diag = np.sum(load**2, axis=1) + psi
+        grad = 0.5 * (Sigma_diag - d) / psi**2
+        return value, grad
+
+    res = minimize(profile, np.clip(psi_start, floor, d), jac=True, method="L-BFGS-B",
+                   bounds=list(zip(floor, d)), options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10})
+    load, _ = _efa_loadings(res.x, S, m)
+    return Params(load, np.zeros((m, m)), res.x.copy())
+
+
+# ------------------------------------------------------------------- public API
+def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
+    """Fit a batch of structures of one shape at once (Phase 1 candidates differ only by masks).
+
+    Parameters
+    ----------
+    loadings : ndarray of bool, shape (K, p, m)
+    parents : ndarray of bool, shape (K, m, m) or (m, m)
+        Strictly lower triangular latent parent masks (``[i, j]``: j -> i).
+    S : ndarray, shape (p, p)
+        Sample covariance (divisor N).
+    starts : list of Params, length K
+        Start values (e.g. the parent state's optimum with removed edges zeroed).
+    f_accept : float or ndarray (K,), optional
+        Stop a member as soon as its f reaches this value (sound early acceptance).
+
+    Returns
+    -------
+    f : ndarray (K,), params : list of Params, converged : ndarray (K,), n_iter : ndarray (K,)
+    """
+    loadings = np.asarray(loadings, dtype=bool)
+    K, p, m = loadings.shape
+    parents = np.broadcast_to(np.asarray(parents, dtype=bool), (K, m, m))
+    layout = _Layout(p, m)
+    active = layout.active(loadings, parents)
+    theta = layout.pack(
+        np.stack([s.Lambda for s in starts]), np.stack([s.B for s in starts]),
+        np.stack([s.psi for s in starts]),
+    )
+    floor = PSI_FLOOR * np.diag(S)
+    if f_accept is not None:
+        f_accept = np.broadcast_to(np.asarray(f_accept, dtype=float), (K,))
+    out = _lm_batch(layout, theta, active, S, floor, max_iter=max_iter, f_accept=f_accept)
+    Lambda, B, psi = layout.unpack(out.theta)
+    params = [Params(Lambda[k].copy(), B[k].copy(), psi[k].copy()) for k in range(K)]
+    return out.f, params, out.converged, out.n_iter
+
+
+def score_spec(spec, S, N, start=None, n_restarts=4, random_state=None):
+    """Maximum likelihood of one :class:`ScoreSpec` (see :func:`score_ML`)."""
+    S = np.asarray(S, dtype=float)
+    rng = np.random.default_rng(random_state)
+    starts = [start] if start is not None else []
+    starts.append(_cluster_start(spec.loadings, S))
+    starts += [_cluster_start(spec.loadings, S, rng, jitter=0.3) for _ in range(n_restarts)]
+    K = len(starts)
+    f, params, converged, n_iter = fit_specs(
+        np.broadcast_to(spec.loadings, (K,) + spec.loadings.shape),
+        spec.parents, S, starts,
+    )
+    best = int(np.nanargmin(np.where(np.isfinite(f), f, np.nan)))
+    return _result(f[best], params[best], bool(converged[best]), int(n_iter[best]), S, N)
+
+
+def _result(f, params, converged, n_iter, S, N):
+    floor = PSI_FLOOR * np.diag(S)
+    heywood = tuple(int(i) for i in np.flatnonzero(params.psi <= floor * (1 + 1e-6)))
+    if not converged:
+        warnings.warn("score_ML did not converge; the score may be below the optimum.",
+                      ConvergenceWarning, stacklevel=3)
+    return ScoreResult(float(f), float(-N * f), params, converged, n_iter, heywood)
+
+
+def score_ML(structure, S, N, start=None, n_restarts=4, random_state=None):
+    """The maximum log-likelihood of a structure (LGES paper, equations 2-3).
+
+    Parameters
+    ----------
+    structure : latentsem.model.Structure
+        A generalized N factor model (observed variables are leaves); undirected
+        latent edges are resolved to a consistent extension, which has the same
+        score as every member of its equivalence class.
+    S : array-like, shape (p, p)
+        Sample covariance with divisor N, rows in ``structure.observed`` order.
+    N : int
+        Sample size.
+    start : Params, optional
+        A warm start (e.g. a parent structure's optimum with deleted edges set to 0).
+    n_restarts : int
+        Extra random starts used to escape local optima; the best is returned.
+    random_state : int or Generator, optional
+        Seed of the restarts; the result is deterministic for a given seed.
+
+    Returns
+    -------
+    ScoreResult
+        ``log_likelihood`` is the paper's L = -(N/2)(tr(Sigma^-1 S) + log det Sigma);
+        higher is better.
+    """
+    spec = ScoreSpec.from_structure(structure)
+    S = np.asarray(S, dtype=float)
+    if S.shape != (spec.p, spec.p):
+        raise StructureError(
+            f"The covariance is {S.shape[0]}x{S.shape[1]} but the structure has {spec.p} observed variables; pass S in structure.observed order."
+        )
+    return score_spec(spec, S, N, start=start, n_restarts=n_restarts, random_state=random_state)
+
+
+def saturated_f(S):
+    """f at Sigma = S, the best any structure can reach: (log det S + p) / 2."""
+    sign, logdet = np.linalg.slogdet(S)
+    return 0.5 * (logdet + S.shape[0])
