@@ -105,7 +105,7 @@ class Params:
 
     def latent_covariance(self):
         """Phi = (I - B)^-1 (I - B)^-T (disturbance variances fixed at 1)."""
-        T = np.linalg.inv(np.eye(self.B.shape[0]) - self.B)
+        T = _unit_lower_inverse(self.B)
         return T @ T.T
 
     def implied_covariance(self):
@@ -203,6 +203,20 @@ def _inverse_cholesky(Sigma):
     return P, logdet
 
 
+def _unit_lower_inverse(B):
+    """(I - B)^-1 for strictly lower triangular B: the finite series I + B + ... + B^(m-1).
+
+    Exact (B is nilpotent), batched, and free of pivoting, so it never fails.
+    """
+    m = B.shape[-1]
+    eye = np.broadcast_to(np.eye(m), B.shape)
+    T = eye.copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(m - 1):
+            T = eye + B @ T
+    return T
+
+
 class _State:
     """Sigma, its inverse and f for a batch of parameter vectors."""
 
@@ -210,17 +224,20 @@ class _State:
         self.theta = theta
         Lambda, B, psi = layout.unpack(theta)
         m = layout.m
-        T = np.linalg.inv(np.eye(m) - B)
+        T = _unit_lower_inverse(B)
+        finite = np.isfinite(theta).all(axis=1) & np.isfinite(T).all(axis=(1, 2))
+        T = np.where(finite[:, None, None], T, np.eye(m))
         self.LT = Lambda @ T  # (K, p, m)
         self.Lambda, self.T, self.psi = Lambda, T, psi
         Sigma = self.LT @ np.swapaxes(self.LT, -1, -2)
         idx = np.arange(layout.p)
         Sigma[:, idx, idx] += psi
+        Sigma[~finite] = np.eye(layout.p)
         self.Sigma = Sigma
         self.P, logdet = _inverse_cholesky(Sigma)
         with np.errstate(invalid="ignore"):
             trace = np.einsum("kij,ji->k", self.P, S)
-        self.f = np.where(np.isfinite(logdet), 0.5 * (logdet + trace), np.inf)
+        self.f = np.where(np.isfinite(logdet) & finite, 0.5 * (logdet + trace), np.inf)
 
     def subset(self, idx):
         """The batch members ``idx`` as a new state (no recomputation)."""
@@ -269,6 +286,20 @@ def _gradient_and_fisher(layout, state, S, need_fisher=True):
     UV = UP @ np.swapaxes(V, 1, 2)
     F = UU * VV + UV * np.swapaxes(UV, 1, 2)
     return g, F
+
+
+def _solve(A, g):
+    """-A^-1 g per batch member; a member whose system is singular gets a NaN step."""
+    try:
+        return -np.linalg.solve(A, g[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        step = np.full_like(g, np.nan)
+        for k in range(A.shape[0]):
+            try:
+                step[k] = -np.linalg.solve(A[k], g[k])
+            except np.linalg.LinAlgError:
+                pass
+        return step
 
 
 @dataclass
@@ -327,7 +358,7 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, ftol=1e-12, gtol=1e
         A = F + (mu[idx, None] * (diag + 1e-10))[:, :, None] * eye
         # Frozen parameters get identity rows and columns, hence a zero step.
         A = np.where(fixed[:, :, None] | fixed[:, None, :], 0.0, A) + fixed[:, :, None] * eye
-        step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
+        step = _solve(A, g)
         trial = np.maximum(theta[idx] + step, lower)
         new = _State(layout, trial, S)
         better = new.f < f[idx]
@@ -434,6 +465,44 @@ def efa_ml(S, m, psi_start=None, floor=None):
                    bounds=list(zip(floor, d)), options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10})
     load, _ = _efa_loadings(res.x, S, m)
     return Params(load, np.zeros((m, m)), res.x.copy())
+
+
+def params_from_phi(Lambda, Phi, psi):
+    """(Lambda, B, psi) with Lambda Phi Lambda' unchanged and unit disturbance variances.
+
+    Phi = L D L' (L unit lower triangular): then Lambda Phi Lambda' =
+    (Lambda D^1/2) T T' (Lambda D^1/2)' with T = D^-1/2 L D^1/2, which keeps
+    the support of both Lambda and T (the latent order is the matrix order).
+    """
+    C = np.linalg.cholesky(Phi)
+    d = np.diag(C).copy()
+    L = C / d  # unit lower triangular: Phi = L diag(d^2) L'
+    T = (L * d) / d[:, None]  # D^-1/2 L D^1/2 with D = diag(d^2)
+    B = np.eye(len(d)) - np.linalg.inv(T)
+    B[np.triu_indices(len(d))] = 0.0
+    return Params(Lambda * d, B, psi.copy())
+
+
+def dag_start(params, parents):
+    """Warm start for a new latent DAG: regress each latent on its new parents in Phi.
+
+    The parent state's latent covariance Phi is projected onto the DAG
+    ``parents`` (``[i, j]``: j -> i, latents in topological matrix order):
+    B_i = Phi_{i,pa} Phi_{pa,pa}^-1, omega_i the residual variance; omega is then
+    absorbed into Lambda's columns so that disturbance variances are 1.
+    """
+    Phi = params.latent_covariance()
+    m = Phi.shape[0]
+    B = np.zeros((m, m))
+    omega = np.empty(m)
+    for i in range(m):
+        pa = np.flatnonzero(parents[i])
+        if pa.size:
+            B[i, pa] = np.linalg.solve(Phi[np.ix_(pa, pa)], Phi[pa, i])
+        omega[i] = max(Phi[i, i] - B[i, pa] @ Phi[pa, i], 1e-6 * Phi[i, i])
+    # Lambda (I-B)^-1 Omega (I-B)^-T Lambda' = (Lambda D) T' T'' (Lambda D)' with D = Omega^1/2
+    dvec = np.sqrt(omega)
+    return Params(params.Lambda * dvec, (B * dvec[None, :]) / dvec[:, None], params.psi.copy())
 
 
 # ------------------------------------------------------------------- public API

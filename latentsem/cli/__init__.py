@@ -20,7 +20,12 @@ from ..exceptions import LatentsemError
 
 # name -> (module under latentsem.cli, one-line help shown by `latentsem --help`)
 COMMANDS = {
+    "compare": ("compare", "Fit several models to the same items; one row of lavaan fit indices per model."),
     "datasets": ("datasets", "List, describe, locate and fetch the registered real data sets."),
+    "export": ("export", "Write a model as lavaan or semopy syntax, Graphviz DOT or structure JSON."),
+    "fit": ("fit", "Fit a model (lavaan syntax or .json structure) and print lavaan-exact fit indices."),
+    "notears": ("notears", "Learn a weighted DAG among the observed items with linear NOTEARS (Zheng et al. 2018)."),
+    "report": ("report", "Fit models to the same items and write a comparison report (HTML, Markdown, SVG)."),
     "simulate": ("simulate", "Simulate item data and the true structure from a random generalized N factor model."),
 }
 
