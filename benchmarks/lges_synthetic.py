@@ -174,6 +174,7 @@ def run_task(task):
                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     return {**record, "f1": comparison.f1, "precision": comparison.precision, "recall": comparison.recall,
             "shd": comparison.shd, "runtime": runtime, "n_latent": len(estimate.latent),
+            "true_edges": comparison.true_edges, "estimated_edges": comparison.estimated_edges,
             "n_warnings": len(caught), "error": None, **extra}
 
 
@@ -294,9 +295,14 @@ def delta_table(records):
     return "\n".join(lines)
 
 
+def seeds_note(seeds):
+    described = f"seeds {seeds[0]}..{seeds[-1]}" if list(seeds) == list(range(seeds[0], seeds[-1] + 1)) else f"seeds {list(seeds)}"
+    return (f"Graphs: {described} of `make_gnfm_dataset`'s graph generator ({len(seeds)} graphs), ONE data draw per "
+            f"graph, N and noise (the paper uses 20 structures x 10 data seeds, so its standard errors are over 200 "
+            f"runs and ours over {len(seeds)} graphs).")
+
+
 NOTES = [
-    "Graphs: seeds 0..19 of `make_gnfm_dataset`'s graph generator, ONE data draw per graph, N and noise "
-    "(the paper uses 20 structures x 10 data seeds, so its standard errors are over 200 runs and ours over 20 graphs).",
     "Standard error = sample standard deviation / sqrt(graphs). Runtime = wall-clock seconds per graph on a shared "
     "2-core machine, several graphs at a time (--n-jobs); compare runtimes within this table only.",
     "GIN assumes non-Gaussian noise; as in the paper it runs on uniform-noise data of the same graphs in Table 1 "
@@ -313,15 +319,43 @@ NOTES = [
 ]
 
 
+def one_latent_per_group_ceiling(seeds):
+    """Mean F1 / SHD of the truth with each latent group merged into one latent.
+
+    The best any method that gives a cluster a single latent (GIN_MI, EFA) can
+    score on these graphs: true clusters, true group edges, one latent each.
+    """
+    from latentsem.metrics.latent import compare_structures
+    from latentsem.model import Edge, Structure
+    from latentsem.simulate.gnfm import random_gnfm
+
+    f1, shd = [], []
+    for seed in seeds:
+        truth = random_gnfm(np.random.default_rng(seed))
+        head = {name: group[0] for group in truth.groups for name in group}
+        edges = {Edge(head[e.source], e.target if e.target in truth.observed else head[e.target]) for e in truth.edges}
+        merged = Structure(truth.observed, [group[0] for group in truth.groups], sorted(edges, key=lambda e: (e.source, e.target)))
+        result = compare_structures(truth, merged)
+        f1.append(result.f1)
+        shd.append(result.shd)
+    return float(np.mean(f1)), float(np.mean(shd))
+
+
 def markdown(records, settings):
+    seeds = sorted({r["seed"] for r in records})
+    ceiling = one_latent_per_group_ceiling(seeds) if seeds else None
     parts = [
         "# LGES synthetic benchmark (paper section 5)",
         "",
-        f"Written by `benchmarks/lges_synthetic.py` on {settings['created']}; {len(records)} records "
+        f"Written by `benchmarks/lges_synthetic.py` on {settings['written']}; {len(records)} records "
         f"({sum(r['error'] is not None for r in records)} failed). Methods present: "
         f"{', '.join(sorted({r['method'] for r in records})) or 'none'}. Paper runtimes: {PAPER_RUNTIME}.",
         "",
+        *([f"- {seeds_note(seeds)}"] if seeds else []),
         *[f"- {note}" for note in NOTES],
+        *([f"- Ceiling of one-latent-per-cluster methods (GIN_MI, EFA) on these {len(seeds)} graphs: the truth with each "
+           f"latent group merged into one latent, true clusters and group edges, scores F1 {ceiling[0]:.2f}, SHD "
+           f"{ceiling[1]:.1f}; an empty estimate scores F1 0 and SHD = the number of true edges."] if ceiling else []),
         "",
         "## Table 1: Gaussian linear data (GIN: uniform noise)",
         "",
@@ -347,13 +381,13 @@ def markdown(records, settings):
 
 def one_line_summary(records, out):
     parts = []
-    for method in METHODS:
-        for n in (1000, 100):
-            s = summarize(records, method, n, main_noise(method), None)
-            if s is not None:
-                parts.append(f"{method} F1 {s['f1']:.2f} SHD {s['shd']:.1f} at N={n}" if s["f1"] is not None
-                             else f"{method} failed at N={n}")
-                break
+    for method in METHODS:  # each method at the largest N it has Table 1 results for
+        sizes = sorted({r["n"] for r in records if r["method"] == method and r["noise"] == main_noise(method)
+                        and r["nonlinearity"] is None and r["delta"] is None})
+        if sizes:
+            s = summarize(records, method, sizes[-1], main_noise(method), None)
+            parts.append(f"{method} F1 {s['f1']:.2f} SHD {s['shd']:.1f} at N={sizes[-1]}" if s["f1"] is not None
+                         else f"{method} failed at N={sizes[-1]}")
     failed = sum(r["error"] is not None for r in records)
     return f"lges_synthetic: {len(records)} records ({failed} failed); " + "; ".join(parts) + f"; wrote {out}.md/.json"
 
@@ -385,6 +419,8 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", type=lambda t: parse_list(t, int, SIZES, "sizes"), default=None,
                         help="comma-separated sample sizes (default 100,200,500,1000; --quick 200,1000)")
     parser.add_argument("--graphs", type=int, default=None, help="number of graph seeds 0..G-1 (default 20; --quick 5)")
+    parser.add_argument("--seeds", type=lambda t: parse_list(t, int), default=None,
+                        help="comma-separated graph seeds, instead of 0..G-1 (to run a grid in pieces)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_GRAPHS} graphs, N in {QUICK_SIZES}, output *_quick")
     parser.add_argument("--n-jobs", type=int, default=2, help="graphs run in parallel (joblib processes)")
     parser.add_argument("--out", type=Path, default=None, help="output stem; writes STEM.md and STEM.json")
@@ -400,40 +436,47 @@ def parse_args(argv=None):
     args.graphs = args.graphs or (QUICK_GRAPHS if args.quick else 20)
     if args.graphs < 2:
         parser.error("--graphs must be at least 2 (standard errors need two graphs).")
+    args.seeds = args.seeds if args.seeds is not None else tuple(range(args.graphs))
     args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     return args
 
 
-def load_records(path):
+def load_previous(path):
+    """``(records, runs)`` of an earlier ``STEM.json``; empty when there is none."""
     if not path.is_file():
-        return []
-    return json.loads(path.read_text()).get("records", [])
+        return [], []
+    payload = json.loads(path.read_text())
+    return payload.get("records", []), payload.get("settings", {}).get("runs", [])
 
 
 def main(argv=None):
     args = parse_args(argv)
     json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
-    tasks = build_tasks(args.methods, args.experiments, range(args.graphs), args.sizes)
-    existing = [] if args.fresh else load_records(json_path)
+    tasks = build_tasks(args.methods, args.experiments, args.seeds, args.sizes)
+    existing, runs = ([], []) if args.fresh else load_previous(json_path)
     if args.resume:
         done = {record_key(r) for r in existing if r["error"] is None}
         tasks = [t for t in tasks if t.key() not in done]
     wanted = {t.key() for t in tasks}
     kept = [r for r in existing if record_key(r) not in wanted]
     print(f"{len(tasks)} runs ({', '.join(args.methods)}; {', '.join(args.experiments)}; N {list(args.sizes)}; "
-          f"{args.graphs} graphs; {args.n_jobs} jobs); keeping {len(kept)} earlier records", file=sys.stderr)
+          f"{len(args.seeds)} graphs; {args.n_jobs} jobs); keeping {len(kept)} earlier records", file=sys.stderr)
     started = time.perf_counter()
     new = run_tasks(tasks, args.n_jobs)
     records = sorted(kept + new, key=lambda r: (r["method"], r["n"], r["noise"], str(r["nonlinearity"]),
                                                 r["delta"] or 0.0, r["seed"]))
+    written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if new:  # the runs that produced the records, oldest first
+        runs = runs + [{"written": written, "runs": len(new), "methods": list(args.methods),
+                        "experiments": list(args.experiments), "sizes": list(args.sizes), "seeds": list(args.seeds),
+                        "n_jobs": args.n_jobs, "wall_s": round(time.perf_counter() - started, 1)}]
     settings = {
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "last_run": {"methods": list(args.methods), "experiments": list(args.experiments), "sizes": list(args.sizes),
-                     "graphs": args.graphs, "n_jobs": args.n_jobs, "wall_s": round(time.perf_counter() - started, 1)},
+        "written": written, "runs": runs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
     payload = {
-        "benchmark": "lges_synthetic", "settings": settings, "notes": NOTES,
+        "benchmark": "lges_synthetic", "settings": settings,
+        "notes": [seeds_note(sorted({r["seed"] for r in records}))] + NOTES if records else NOTES,
         "paper_reported": {
             "main": {str(n): v for n, v in PAPER_MAIN.items()},
             "variants": [{"noise": k[0], "nonlinearity": k[1], "n": k[2], "f1": v[0], "shd": v[1]} for k, v in PAPER_VARIANTS.items()],

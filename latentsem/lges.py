@@ -21,6 +21,7 @@ scale.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -38,6 +39,13 @@ logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ helpers
+@functools.lru_cache(maxsize=None)
+def _chi2_quantile(level, df):
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(level, df))
+
+
 class _DisjointSet:
     """Union-find over item indices (Alg. 1 line 16)."""
 
@@ -57,11 +65,13 @@ class _DisjointSet:
         for other in items[1:]:
             self.parent[self.find(other)] = root
 
-    def groups(self):
+    def groups(self, min_size=1):
+        """Components with at least ``min_size`` members, ordered by their first item."""
         out = {}
         for x in sorted(self.parent):
             out.setdefault(self.find(x), []).append(x)
-        return [members for _, members in sorted(out.items(), key=lambda kv: kv[1][0])]
+        return [members for _, members in sorted(out.items(), key=lambda kv: kv[1][0])
+                if len(members) >= min_size]
 
 
 @dataclass(frozen=True)
@@ -230,13 +240,13 @@ class LGES:
         f_accept = None if f_accept is None else np.broadcast_to(np.asarray(f_accept, float), (K,))
         n_jobs = self._n_workers(K)
         if n_jobs == 1:
-            f, params, _, _ = fit_specs(masks, parents, self._S, starts, f_accept=f_accept)
+            f, params, _, _ = fit_specs(masks, parents, self._S, starts, max_iter=200, f_accept=f_accept)
             return f, params
         from joblib import Parallel, delayed
 
         chunks = np.array_split(np.arange(K), n_jobs)
         results = Parallel(n_jobs=n_jobs)(
-            delayed(fit_specs)(masks[c], parents[c], self._S, [starts[i] for i in c],
+            delayed(fit_specs)(masks[c], parents[c], self._S, [starts[i] for i in c], max_iter=200,
                                f_accept=None if f_accept is None else f_accept[c])
             for c in chunks if c.size
         )
@@ -262,12 +272,9 @@ class LGES:
         freedom (the constraints the deletion adds): the literal delta ignores
         df, and rejects most true deletions (REFERENCE.md section 8).
         """
-        change = np.asarray(change, dtype=float)
         if self.criterion_ == "delta":
             return change <= self.delta_
-        from scipy.stats import chi2
-
-        return 2 * self.n_samples_ * change <= chi2.ppf(1 - self.alpha_, np.maximum(df, 1))
+        return change <= self._tolerance_of(df)
 
     # ------------------------------------------------------ rank statistics
     def _rank_change(self, J, r):
@@ -310,6 +317,7 @@ class LGES:
             X_t = self._phase1_impure(mask, found, clusters_of, X_t, k)           # lines 5-11
             X_t = self._phase1_clusters(mask, found, clusters_of, X_t, k, P, m)   # lines 12-20
             k += 1                                                     # line 21
+        self._assign_remaining(mask, found, clusters_of, X_t, P)
         keep = list(found)                                             # line 22: drop L \ L_d
         groups = [[keep.index(j) for j in g] for g in P]
         return mask[:, keep], groups
@@ -340,6 +348,42 @@ class LGES:
                                       float(change), self._tolerance_of(df)))
         return [j for j in X_t if j not in best]
 
+    def _assign_remaining(self, mask, found, clusters_of, X_t, P):
+        """Items left in X_t after line 21: parents = the smallest passing union of groups.
+
+        Not in the paper. Algorithm 1 stops when k > |X_t| / 2, so an impure item
+        whose parents span more latents than that (a two-latent group plus a
+        single latent needs k = 3) keeps an edge from every found latent, all
+        but a few of them false. Lines 5-11 are continued for those items over
+        unions of whole groups (Definition 2 (ii): a relation to a group applies
+        to all its members), smallest union first; an item no union explains
+        keeps every found latent, as the paper's Phase 1 leaves it.
+        """
+        if not X_t or len(P) < 1:
+            return
+        unions = [u for r in range(1, len(P) + 1) for u in itertools.combinations(range(len(P)), r)]
+        for j in list(X_t):
+            best = None
+            for u in unions:
+                lats = [lat for g in u for lat in P[g]]
+                if best is not None and len(lats) > len(best[0]):
+                    break
+                C = sorted(i for lat in lats for i in clusters_of[lat])
+                base, base_df = self._rank_change(C, len(lats))
+                change, df = self._rank_change(C + [j], len(lats))
+                self.n_candidates_ += 1
+                change, df = change - base, df - base_df
+                if self._accepts(change, df) and (best is None or change < best[1]):
+                    best = (lats, change, df)
+            if best is None:
+                continue
+            lats, change, df = best
+            mask[j] = False
+            mask[j, lats] = True
+            X_t.remove(j)
+            self.history_.append(Step(1, "after l.21", f"item {j} keeps latents {lats} only",
+                                      float(change), self._tolerance_of(df)))
+
     def _phase1_clusters(self, mask, found, clusters_of, X_t, k, P, m):
         """Alg. 1 lines 12-20: (k+1)-subsets of X_t caused by k fresh latents only."""
         if m - len(found) < k or len(X_t) < k + 1:
@@ -351,7 +395,7 @@ class LGES:
                 accepted.append((change, X_j))
         self.n_candidates_ += math.comb(len(X_t), k + 1)
         clusters = self._verified_union(accepted, k)
-        for X_prime in clusters.groups():                              # line 17
+        for X_prime in clusters.groups(min_size=k + 1):                # line 17
             fresh = [j for j in range(m) if j not in found]
             if len(fresh) < k:
                 break
@@ -396,9 +440,7 @@ class LGES:
         """The tolerance on the per-sample scale that a deletion with ``df`` faces."""
         if self.criterion_ == "delta":
             return self.delta_
-        from scipy.stats import chi2
-
-        return float(chi2.ppf(1 - self.alpha_, max(df, 1)) / (2 * self.n_samples_))
+        return _chi2_quantile(1 - self.alpha_, max(int(df), 1)) / (2 * self.n_samples_)
 
     # ---------------------------------------------------------------- phase 2
     def _phase2(self, mask, groups, names):
@@ -436,8 +478,52 @@ class LGES:
                                       change, self._tolerance_of(df)))
             D, U = self._cpdag(Dn, Un)
             params, f_cur, order_cur = fitted[best], float(f[best]), orders[best]
-        structure = self._to_structure(mask, groups, D, U, names)      # lines 14-16
+        group_dag, params, f_cur = self._best_extension(mask, groups, D, U, params, order_cur)
+        structure = self._to_structure(mask, groups, group_dag, names)  # lines 14-16
         return structure, params, f_cur
+
+    def _best_extension(self, mask, groups, D, U, params, order_cur, max_dags=120):
+        """Lines 14-15 with the orientation chosen by likelihood.
+
+        Deleting the edges inside groups makes the group-level equivalence class
+        split: an edge out of a two-latent group forms a v-structure among
+        latents, an edge into it does not, and the two fit differently. Every
+        DAG of the group CPDAG's class (up to ``max_dags``, by topological
+        orders) is expanded to latents without within-group edges and fitted
+        exactly; the best one is kept.
+        """
+        dags, seen = [], set()
+        g = len(groups)
+        for perm in itertools.permutations(range(g)):
+            rank = {grp: n for n, grp in enumerate(perm)}
+            dag = D.copy()
+            for a in range(g):
+                for b in range(g):
+                    if U[a, b] and rank[a] < rank[b]:
+                        dag[a, b] = True
+            if any(D[a, b] and rank[a] > rank[b] for a in range(g) for b in range(g)):
+                continue
+            cp_d, cp_u = dag_to_cpdag(dag)
+            if not (np.array_equal(cp_d, D) and np.array_equal(cp_u, U)):
+                continue  # a new v-structure: not in this equivalence class
+            if dag.tobytes() not in seen:
+                seen.add(dag.tobytes())
+                dags.append(dag)
+            if len(dags) >= max_dags:
+                break
+        masks, parents, starts, orders = [], [], [], []
+        for dag in dags:
+            lat_mask, lat_parents, order = self._latent_dag(mask, groups, dag, np.zeros_like(dag),
+                                                            within_groups=False)
+            masks.append(lat_mask)
+            parents.append(lat_parents)
+            orders.append(order)
+            perm = [order_cur.index(lat) for lat in order]
+            starts.append(dag_start(self._reorder(params, perm), lat_parents))
+        f, fitted = self._fit(np.stack(masks), np.stack(parents), starts)
+        best = int(np.argmin(f))
+        self.n_candidates_ += len(dags)
+        return dags[best], fitted[best], float(f[best])
 
     def _fit_phase1_model(self, mask, groups):
         """Exact fit of S_phase1: found latents, complete latent graph (with restarts)."""
@@ -490,7 +576,7 @@ class LGES:
         return dag_to_cpdag(dag)
 
     @staticmethod
-    def _latent_dag(mask, groups, Dg, Ug):
+    def _latent_dag(mask, groups, Dg, Ug, within_groups=True):
         """Latent-level DAG of a group PDAG: groups in topological order, members complete.
 
         Returns the loading mask, the (m, m) parent mask in the new latent order,
@@ -508,9 +594,10 @@ class LGES:
                     for la in groups[a]:
                         for lb in groups[b]:
                             parents[pos[lb], pos[la]] = True
-        for grp in groups:  # edges inside a group stay until Alg. 2 lines 14-15
-            for x, y in itertools.combinations(sorted(grp, key=pos.get), 2):
-                parents[pos[y], pos[x]] = True
+        if within_groups:  # edges inside a group stay until Alg. 2 lines 14-15
+            for grp in groups:
+                for x, y in itertools.combinations(sorted(grp, key=pos.get), 2):
+                    parents[pos[y], pos[x]] = True
         return mask[:, order], parents, order
 
     @staticmethod
@@ -519,19 +606,18 @@ class LGES:
         Phi = params.latent_covariance()[np.ix_(order, order)]
         return params_from_phi(params.Lambda[:, order], Phi, params.psi)
 
-    def _to_structure(self, mask, groups, D, U, names):
+    def _to_structure(self, mask, groups, group_dag, names):
         """Final structure (Alg. 2 lines 14-16): latents L1.. by group, CPDAG among latents.
 
-        A consistent extension of the group-level CPDAG is expanded to latents
-        (a group edge joins every member pair; members of a group are left
-        non-adjacent, line 15), and the CPDAG of that latent DAG is taken: edges
-        out of a multi-latent group form v-structures there.
+        The chosen group DAG is expanded to latents (a group edge joins every
+        member pair; members of a group are left non-adjacent, line 15), and the
+        CPDAG of that latent DAG is taken: edges out of a multi-latent group form
+        v-structures there.
         """
         order = [lat for grp in groups for lat in grp]
         latent_names = {lat: f"L{n + 1}" for n, lat in enumerate(order)}
         latent = [latent_names[lat] for lat in order]
         pos = {lat: n for n, lat in enumerate(order)}
-        group_dag = pdag_to_dag(D, U)
         m = len(order)
         dag = np.zeros((m, m), dtype=bool)
         for a in range(len(groups)):

@@ -149,12 +149,19 @@ class ScoreResult:
 
 # ------------------------------------------------------------ batched internals
 class _Layout:
-    """Full parameter vector layout shared by a batch: Lambda (row-major), B lower, psi."""
+    """Parameter vector layout shared by a batch: supported loadings, B's lower triangle, psi.
 
-    def __init__(self, p, m):
+    Only loadings inside ``support`` (the union of the batch's loading masks)
+    are parameters, so sparse structures (Phase 2 of LGES, CFA models) solve a
+    much smaller system than the p * m loadings of LGES's initial state.
+    """
+
+    def __init__(self, p, m, support=None):
         self.p, self.m = p, m
+        support = np.ones((p, m), dtype=bool) if support is None else np.asarray(support, dtype=bool)
+        self.lam_rows, self.lam_cols = np.nonzero(support)
         self.rows, self.cols = np.tril_indices(m, -1)  # B[i, j], i > j: latent j -> latent i
-        self.n_lambda = p * m
+        self.n_lambda = len(self.lam_rows)
         self.n_b = len(self.rows)
         self.q = self.n_lambda + self.n_b + p
 
@@ -163,18 +170,19 @@ class _Layout:
         K = loadings.shape[0]
         psi = np.ones((K, self.p), dtype=bool)
         return np.concatenate(
-            [loadings.reshape(K, -1), parents[:, self.rows, self.cols], psi], axis=1
+            [loadings[:, self.lam_rows, self.lam_cols], parents[:, self.rows, self.cols], psi], axis=1
         )
 
     def pack(self, Lambda, B, psi):
-        K = Lambda.shape[0]
-        return np.concatenate([Lambda.reshape(K, -1), B[:, self.rows, self.cols], psi], axis=1)
+        return np.concatenate(
+            [Lambda[:, self.lam_rows, self.lam_cols], B[:, self.rows, self.cols], psi], axis=1
+        )
 
     def unpack(self, theta):
         K = theta.shape[0]
-        p, m = self.p, self.m
-        Lambda = theta[:, : self.n_lambda].reshape(K, p, m)
-        B = np.zeros((K, m, m))
+        Lambda = np.zeros((K, self.p, self.m))
+        Lambda[:, self.lam_rows, self.lam_cols] = theta[:, : self.n_lambda]
+        B = np.zeros((K, self.m, self.m))
         B[:, self.rows, self.cols] = theta[:, self.n_lambda : self.n_lambda + self.n_b]
         psi = theta[:, self.n_lambda + self.n_b :]
         return Lambda, B, psi
@@ -260,8 +268,8 @@ def _rank2_factors(layout, state):
     U = np.empty((K, layout.q, p))
     V = np.empty((K, layout.q, p))
     # Lambda[i, k]: u = e_i, v = (Lambda Phi)[:, k]
-    U[:, : layout.n_lambda] = np.repeat(eye, m, axis=0)[None]
-    V[:, : layout.n_lambda] = np.tile(np.swapaxes(LPhi, 1, 2), (1, p, 1))
+    U[:, : layout.n_lambda] = eye[layout.lam_rows][None]
+    V[:, : layout.n_lambda] = np.swapaxes(LPhi[:, :, layout.lam_cols], 1, 2)
     # B[i, j]: dT = T E_ij T, so u = (Lambda T)[:, i], v = (Lambda Phi)[:, j]
     sl = slice(layout.n_lambda, layout.n_lambda + layout.n_b)
     U[:, sl] = np.swapaxes(state.LT[:, :, layout.rows], 1, 2)
@@ -310,8 +318,8 @@ class _BatchOutcome:
     n_iter: np.ndarray
 
 
-def _lm_batch(layout, theta, active, S, floor, max_iter=500, ftol=1e-12, gtol=1e-8,
-              f_accept=None):
+def _lm_batch(layout, theta, active, S, floor, max_iter=500, stall_tol=1e-8, stall_window=10,
+              gtol=1e-8, f_accept=None):
     """Batched projected Levenberg-Marquardt (Fisher scoring) on f.
 
     Inactive parameters stay at 0; unique variances are projected onto
@@ -319,7 +327,13 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, ftol=1e-12, gtol=1e
     them further down are frozen for the step (an active-set rule). When
     ``f_accept`` is given a member stops as soon as its f is at or below it:
     f after any iteration bounds the optimum from above, so that decision
-    ("the candidate is within tolerance") is already sound.
+    ("the candidate is within tolerance") is already sound. A member also stops
+    when f fell by less than ``stall_tol`` over its last ``stall_window``
+    iterations: factor models have flat directions (rotations, members of a
+    latent group sharing all their items) along which damped steps crawl, and
+    a latent that is (nearly) a deterministic function of its parents sits at
+    B -> infinity with unit disturbance variance, where f approaches its limit
+    like 1/B^2.
     """
     K = theta.shape[0]
     theta = np.where(active, theta, 0.0)
@@ -336,7 +350,7 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, ftol=1e-12, gtol=1e
     running = np.isfinite(f)
     if f_accept is not None:
         running &= f > f_accept
-    small_steps = np.zeros(K, dtype=int)
+    history = np.repeat(f[:, None], stall_window, axis=1)  # f at the last window iterations
     eye = np.eye(layout.q)
     for _ in range(max_iter):
         idx = np.flatnonzero(running)
@@ -365,18 +379,18 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, ftol=1e-12, gtol=1e
         n_iter[idx] += 1
         acc = idx[better]
         if acc.size:
-            decrease = f[acc] - new.f[better]
             state.update(acc, new, better)
             theta[acc] = trial[better]
             f[acc] = new.f[better]
             mu[acc] = np.maximum(mu[acc] / 3.0, 1e-12)
-            tiny = decrease < ftol * (1 + np.abs(f[acc]))
-            small_steps[acc] = np.where(tiny, small_steps[acc] + 1, 0)
-            stop = small_steps[acc] >= 3
             if f_accept is not None:
-                stop |= f[acc] <= f_accept[acc]
-            converged[acc[stop]] = True
-            running[acc[stop]] = False
+                stop = f[acc] <= f_accept[acc]
+                converged[acc[stop]] = True
+                running[acc[stop]] = False
+        history[idx] = np.concatenate([history[idx, 1:], f[idx, None]], axis=1)
+        stalled = idx[(history[idx, 0] - f[idx] < stall_tol) & (n_iter[idx] >= stall_window)]
+        converged[stalled] = True
+        running[stalled] = False
         worse = idx[~better]
         mu[worse] *= 8.0
         # Damping this large means no descent direction is left at this precision.
@@ -528,7 +542,7 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
     loadings = np.asarray(loadings, dtype=bool)
     K, p, m = loadings.shape
     parents = np.broadcast_to(np.asarray(parents, dtype=bool), (K, m, m))
-    layout = _Layout(p, m)
+    layout = _Layout(p, m, support=loadings.any(axis=0))
     active = layout.active(loadings, parents)
     theta = layout.pack(
         np.stack([s.Lambda for s in starts]), np.stack([s.B for s in starts]),

@@ -21,6 +21,7 @@ from ..exceptions import LatentsemError
 # name -> (module under latentsem.cli, one-line help shown by `latentsem --help`)
 COMMANDS = {
     "compare": ("compare", "Fit several models to the same items; one row of lavaan fit indices per model."),
+    "discover": ("discover", "Learn the latent constructs items measure and their causal graph with LGES; write model JSON."),
     "datasets": ("datasets", "List, describe, locate and fetch the registered real data sets."),
     "export": ("export", "Write a model as lavaan or semopy syntax, Graphviz DOT or structure JSON."),
     "fit": ("fit", "Fit a model (lavaan syntax or .json structure) and print lavaan-exact fit indices."),

@@ -1,0 +1,320 @@
+"""Benchmark: latentsem's NOTEARS against the authors' plain loop, PC and GES on simulated linear SEMs.
+
+Grid: d in {10, 20, 50}, ER2 and SF4 graphs (Zheng et al. 2018's simulator, see
+latentsem.simulate.dag), n = 1000 Gaussian rows, seeds 0..4. Methods:
+
+* ``notears``: :class:`latentsem.notears.NOTEARS` (defaults: lambda1 = 0.1, w_threshold = 0.3);
+* ``plain``: the authors' ``linear.py`` loop written out straightforwardly (data-form loss,
+  scipy.linalg.expm, L-BFGS-B on the doubled variables, cold restarts): the speed baseline;
+* ``pc``: causal-learn ``pc(X, 0.05, "fisherz")``; ``ges``: causal-learn ``ges(X, "local_score_BIC")``.
+
+Every method runs in a forked child with a wall-clock limit (``--timeout``; GES and the plain loop at
+d = 50 can take minutes), one BLAS thread for every method (threadpoolctl), one method at a time.
+
+Scoring. NOTEARS returns a DAG; PC and GES return CPDAGs. Two views:
+
+* ``shd``, ``tpr``, ``fdr``: the authors' ``count_accuracy`` (latentsem.metrics.dag) against the true
+  DAG; for CPDAGs an undirected edge counts as correct when the true skeleton has it (the authors'
+  favourable convention);
+* ``shd_cpdag``: every output reduced to its Markov equivalence class (NOTEARS's DAG -> its CPDAG)
+  and compared with the true DAG's CPDAG: the number of node pairs whose mark differs (none,
+  ->, <-, undirected). This is the fair view for PC/GES, which cannot orient what the data cannot.
+
+Usage::
+
+    nice python benchmarks/notears.py --quick                      # d = 10, 20, ER2, 2 seeds
+    nice python benchmarks/notears.py --sizes 10,20                # full seeds, merged into the JSON
+    nice python benchmarks/notears.py --sizes 50 --methods notears,pc,ges --timeout 60
+    nice python benchmarks/notears.py --sizes 50 --methods plain --seeds 0 --timeout 300
+    nice python benchmarks/notears.py --report-only               # rewrite the Markdown from the JSON
+
+Results are merged into reports/benchmarks/notears.json (keyed by method, graph, d, seed) and the
+Markdown table is rebuilt from all records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "reports" / "benchmarks" / "notears"
+GRAPHS = {"ER2": ("ER", 2), "SF4": ("SF", 4)}
+METHODS = ("notears", "plain", "pc", "ges")
+
+
+# ------------------------------------------------------------------ the straightforward baseline
+def plain_notears(X, lambda1=0.1, max_iter=100, h_tol=1e-8, rho_max=1e16, w_threshold=0.3):
+    """The authors' linear NOTEARS loop as they wrote it: no covariance trick, no preconditioning."""
+    import scipy.linalg as sla
+    import scipy.optimize as sopt
+
+    n, d = X.shape
+    X = X - X.mean(axis=0, keepdims=True)
+
+    def adj(w):
+        return (w[:d * d] - w[d * d:]).reshape(d, d)
+
+    def h_of(W):
+        E = sla.expm(W * W)
+        return np.trace(E) - d, E.T * W * 2
+
+    def func(w):
+        W = adj(w)
+        R = X - X @ W
+        loss, g_loss = 0.5 / n * (R ** 2).sum(), -1.0 / n * X.T @ R
+        h, g_h = h_of(W)
+        g = g_loss + (rho * h + alpha) * g_h
+        return (loss + 0.5 * rho * h * h + alpha * h + lambda1 * w.sum(),
+                np.concatenate((g + lambda1, -g + lambda1), axis=None))
+
+    w_est, rho, alpha, h = np.zeros(2 * d * d), 1.0, 0.0, np.inf
+    bounds = [(0, 0) if i == j else (0, None) for _ in range(2) for i in range(d) for j in range(d)]
+    for _ in range(max_iter):
+        while rho < rho_max:
+            w_new = sopt.minimize(func, w_est, method="L-BFGS-B", jac=True, bounds=bounds).x
+            h_new, _ = h_of(adj(w_new))
+            if h_new > 0.25 * h:
+                rho *= 10
+            else:
+                break
+        w_est, h = w_new, h_new
+        alpha += rho * h
+        if h <= h_tol or rho >= rho_max:
+            break
+    W = adj(w_est)
+    W[np.abs(W) < w_threshold] = 0
+    return W
+
+
+# ------------------------------------------------------------------ methods -> (D, U) PDAGs
+def causallearn_pdag(G):
+    """(D, U) from a causal-learn GeneralGraph matrix: g[j,i]=1, g[i,j]=-1 is i -> j; both -1 is i - j."""
+    g = np.asarray(G.graph)
+    D = (g.T == 1) & (g == -1)
+    U = ((g == -1) & (g.T == -1)) | ((g == 1) & (g.T == 1))     # bidirected (conflicts) counted as undirected
+    return D, U
+
+
+def run_method(method, X):
+    """(D, U, extra) for one method on data X."""
+    if method == "notears":
+        from latentsem.notears import NOTEARS
+
+        model = NOTEARS().fit(X)
+        return model.adjacency_, None, {"nfev": sum(r.n_evaluations for r in model.history_)}
+    if method == "plain":
+        return plain_notears(X) != 0, None, {}
+    if method == "pc":
+        from causallearn.search.ConstraintBased.PC import pc
+
+        return (*causallearn_pdag(pc(X, 0.05, "fisherz", show_progress=False).G), {})
+    from causallearn.search.ScoreBased.GES import ges
+
+    return (*causallearn_pdag(ges(X, score_func="local_score_BIC")["G"]), {})
+
+
+def _child(method, X, queue):
+    import warnings
+
+    warnings.simplefilter("ignore")
+    start, cpu = time.perf_counter(), time.process_time()
+    D, U, extra = run_method(method, X)
+    queue.put((D, U, extra, time.perf_counter() - start, time.process_time() - cpu))
+
+
+def timed_run(method, X, timeout):
+    """Run ``method`` in a forked child; (D, U, extra, seconds, cpu_seconds) or None after ``timeout`` s."""
+    queue = mp.get_context("fork").Queue()
+    process = mp.get_context("fork").Process(target=_child, args=(method, X, queue))
+    process.start()
+    try:
+        result = queue.get(timeout=timeout)
+    except Exception:  # queue.Empty after the limit
+        result = None
+    process.join(1)
+    if process.is_alive():
+        process.terminate()
+        process.join()
+    return result
+
+
+def score(B_true, D, U):
+    """Authors' count_accuracy (CPDAG mode when U has edges) plus the CPDAG-vs-CPDAG distance."""
+    from latentsem.graph import dag_to_cpdag, has_directed_cycle
+    from latentsem.metrics.dag import count_accuracy, encode_pdag
+
+    U = np.zeros_like(D) if U is None else U
+    acc = count_accuracy(B_true, encode_pdag(D, U)).to_dict() if not has_directed_cycle(D) else {}
+    true_D, true_U = dag_to_cpdag(B_true != 0)
+    if not U.any() and not has_directed_cycle(D):
+        D, U = dag_to_cpdag(D)                 # a DAG is compared through its equivalence class
+    marks = lambda A, B: np.where(A, 1, 0) - np.where(A.T, 1, 0) + np.where(B, 2, 0)  # noqa: E731
+    differ = marks(D, U) != marks(true_D, true_U)
+    acc["shd_cpdag"] = int(np.triu(differ | differ.T, k=1).sum())
+    return acc
+
+
+# ------------------------------------------------------------------ CLI whole-process timing
+def time_cli(repeats=3):
+    """Median wall time of ``latentsem notears items.csv -o g.json`` (new process, imports included), d = 20."""
+    import pandas as pd
+
+    from latentsem.simulate.dag import simulate_notears_problem
+
+    exe = [sys.executable, "-m", "latentsem.cli"] if not _which("latentsem") else ["latentsem"]
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        X, _ = simulate_notears_problem(20, "ER", 2, n=1000, random_state=0)
+        csv = Path(tmp) / "items.csv"
+        pd.DataFrame(X, columns=[f"X{k + 1}" for k in range(20)]).to_csv(csv, index=False)
+        for label, extra in (("notears --no-fit", ["--no-fit"]), ("notears (with lavaan fit indices)", []),
+                             ("--help", None)):
+            times = []
+            for r in range(repeats):
+                cmd = exe + (["--help"] if extra is None else
+                             ["notears", str(csv), "-o", str(Path(tmp) / f"g{r}.json"), "--force"] + extra)
+                start = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                times.append(time.perf_counter() - start)
+            out[label] = statistics.median(times)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from latentsem.notears import NOTEARS; import pandas, scipy.optimize"],
+                       check=True, capture_output=True)
+        out["python + imports only"] = time.perf_counter() - start
+    return out
+
+
+def _which(name):
+    from shutil import which
+
+    return which(name)
+
+
+# ------------------------------------------------------------------ report
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(records, cli_times, meta):
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.with_suffix(".json").write_text(json.dumps({"meta": meta, "cli_seconds": cli_times, "records": records},
+                                                   indent=1) + "\n")
+    lines = ["# NOTEARS benchmark", "",
+             "Written by `benchmarks/notears.py` (read its docstring for the method). "
+             f"Machine: {meta.get('machine', '?')}. Each figure is the median over the seeds that finished; "
+             "`runs` counts finished/attempted runs (a method that hit its time limit is listed as such).", "",
+             "SHD, TPR, FDR: the authors' `count_accuracy` against the true DAG (PC/GES CPDAGs: an undirected edge "
+             "counts as correct when the true skeleton has it). SHD-CPDAG: every output reduced to its Markov "
+             "equivalence class and compared with the true DAG's CPDAG (pairs whose edge mark differs).", "",
+             "| graph | d | method | runs | SHD | TPR | FDR | SHD-CPDAG | seconds (median) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["graph"], r["d"]) for r in records}, key=lambda k: (k[0], k[1]))
+    ratios = []
+    for graph, d in keys:
+        for method in METHODS:
+            rows = [r for r in records if (r["graph"], r["d"], r["method"]) == (graph, d, method)]
+            if not rows:
+                continue
+            done = [r for r in rows if r["status"] == "ok"]
+            limit = [r for r in rows if r["status"] != "ok"]
+            runs = f"{len(done)}/{len(rows)}" + (f" ({len(limit)} > {limit[0]['timeout']:.0f} s limit)" if limit else "")
+            lines.append(f"| {graph} | {d} | {method} | {runs} | {_fmt(_median([r.get('shd') for r in done]), 1)} | "
+                         f"{_fmt(_median([r.get('tpr') for r in done]))} | {_fmt(_median([r.get('fdr') for r in done]))} | "
+                         f"{_fmt(_median([r.get('shd_cpdag') for r in done]), 1)} | "
+                         f"{_fmt(_median([r['seconds'] for r in done]))} |")
+        ours = {r["seed"]: r for r in records if (r["graph"], r["d"], r["method"], r["status"]) == (graph, d, "notears", "ok")}
+        plain = {r["seed"]: r for r in records if (r["graph"], r["d"], r["method"], r["status"]) == (graph, d, "plain", "ok")}
+        common = sorted(set(ours) & set(plain))
+        if common:
+            med_ours = statistics.median(ours[s]["seconds"] for s in common)
+            med_plain = statistics.median(plain[s]["seconds"] for s in common)
+            same = sum(ours[s]["shd"] == plain[s]["shd"] for s in common)
+            better = sum(ours[s]["shd"] < plain[s]["shd"] for s in common)
+            ratios.append(f"| {graph} | {d} | {len(common)} | {med_plain:.2f} | {med_ours:.2f} | "
+                          f"{med_plain / med_ours:.1f}x | {np.mean([ours[s]['shd'] for s in common]):.1f} | "
+                          f"{np.mean([plain[s]['shd'] for s in common]):.1f} | {same} same, {better} lower, "
+                          f"{len(common) - same - better} higher |")
+    if ratios:
+        lines += ["", "## Speed and accuracy against the plain loop (same seeds, same run)", "",
+                  "| graph | d | seeds | plain s (median) | latentsem s (median) | ratio of medians | "
+                  "mean SHD latentsem | mean SHD plain | SHD per seed |", "|---|---|---|---|---|---|---|---|---|"] + ratios
+    if cli_times:
+        lines += ["", "## Whole-process CLI time (d = 20, ER2, n = 1000; new process, imports included; median of 3)", "",
+                  "| command | seconds |", "|---|---|"]
+        lines += [f"| `latentsem {k}` | {v:.2f} |" if not k.startswith("python") else f"| {k} | {v:.2f} |"
+                  for k, v in cli_times.items()]
+    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="d = 10, 20; ER2; seeds 0, 1.")
+    parser.add_argument("--sizes", default="10,20,50")
+    parser.add_argument("--graphs", default="ER2,SF4")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--timeout", type=float, default=120.0, help="Wall-clock limit per run, seconds.")
+    parser.add_argument("--no-cli", action="store_true", help="Skip the whole-process CLI timing.")
+    parser.add_argument("--report-only", action="store_true", help="Rebuild the Markdown from the JSON.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.graphs, args.seeds = "10,20", "ER2", "0,1"
+
+    from threadpoolctl import threadpool_limits
+
+    import causallearn.search.ConstraintBased.PC  # noqa: F401  load every BLAS before limiting it
+    import causallearn.search.ScoreBased.GES  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import scipy.optimize  # noqa: F401
+
+    import latentsem.notears  # noqa: F401  imported before forking, like the baseline's scipy
+    from latentsem.simulate.dag import simulate_notears_problem
+
+    threadpool_limits(limits=1, user_api="blas")
+    previous = json.loads(OUT.with_suffix(".json").read_text()) if OUT.with_suffix(".json").exists() else {}
+    records = {(r["method"], r["graph"], r["d"], r["seed"]): r for r in previous.get("records", [])}
+    cli_times = previous.get("cli_seconds", {})
+    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                       f"load average {os.getloadavg()[0]:.1f} at start, Python {platform.python_version()}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": 1000}
+    if not args.report_only:
+        for graph in args.graphs.split(","):
+            kind, k = GRAPHS[graph]
+            for d in map(int, args.sizes.split(",")):
+                for seed in map(int, args.seeds.split(",")):
+                    X, W = simulate_notears_problem(d, kind, k, n=1000, random_state=seed)
+                    for method in args.methods.split(","):
+                        result = timed_run(method, X, args.timeout)
+                        record = {"method": method, "graph": graph, "d": d, "seed": seed, "timeout": args.timeout}
+                        if result is None:
+                            record.update(status="timeout", seconds=None)
+                        else:
+                            D, U, extra, seconds, cpu = result
+                            record.update(status="ok", seconds=seconds, cpu_seconds=cpu, **extra, **score(W, D, U))
+                        records[(method, graph, d, seed)] = record
+                        print(json.dumps(record), flush=True)
+        if not args.no_cli:
+            cli_times = time_cli()
+    write_report(sorted(records.values(), key=lambda r: (r["graph"], r["d"], r["method"], r["seed"])), cli_times, meta)
+
+
+if __name__ == "__main__":
+    main()
