@@ -362,15 +362,21 @@ def true_pairs(truth, pairs):
             if i in pure and j in pure and pure[i] == pure[j] and pure[i] in single]
 
 
-def previous_baseline(out, graph_seed, data_seed):
-    """Baseline fits of an earlier run on the same data (the baseline is run in pieces)."""
+def previous_run(out, graph_seed, data_seed):
+    """The record of an earlier run on the same data, or None."""
     path = Path(out).with_suffix(".json")
     if not path.exists():
-        return {}
+        return None
     old = json.loads(path.read_text())
     if (old.get("graph_seed"), old.get("data_seed")) != (graph_seed, data_seed):
-        return {}
-    return {int(b["index"]): b for b in old.get("baseline_candidates", [])}
+        return None
+    return old
+
+
+def previous_baseline(out, graph_seed, data_seed):
+    """Baseline fits of an earlier run on the same data (the baseline is run in pieces)."""
+    old = previous_run(out, graph_seed, data_seed)
+    return {} if old is None else {int(b["index"]): b for b in old.get("baseline_candidates", [])}
 
 
 def run(args):
@@ -391,17 +397,29 @@ def run(args):
     print(f"graph seed {graph_seed}: {len(truth.latent)} latents, groups {truth.groups}; f_parent {f_parent:.8f}",
           flush=True)
 
-    f_eng, conv, n_iter, times = engine_batched(masks, parents, S, starts, args.repeats)
+    previous = previous_run(args.out, graph_seed, data_seed) if args.baseline_only else None
+    if previous is not None:  # engine figures of the earlier run on the same data; only the baseline runs
+        c_old = previous["candidates"]
+        f_eng, conv, n_iter = (np.array([c[key] for c in c_old]) for key in ("f_engine", "converged", "n_iter"))
+        times = previous["engine_batched_wall_s"]
+        f_single = np.array([c["f_engine_single"] for c in c_old])
+        single_times = np.array([c["engine_single_ms"] for c in c_old]) / 1e3
+        f_rot, conv_rot, n_iter_rot = (np.array([c[key] for c in c_old]) for key in
+                                       ("f_engine_rotated_start", "converged_rotated_start", "n_iter_rotated_start"))
+        rot_ms = previous["engine_rotated"]["batched_ms_per_candidate"]
+        args.repeats = previous["repeats"]
+    else:
+        f_eng, conv, n_iter, times = engine_batched(masks, parents, S, starts, args.repeats)
+        print(f"engine batched: {[round(t, 2) for t in times]} s for 200", flush=True)
+        f_single, single_times = engine_single(masks, parents, S, starts)
+        print(f"engine single: median {np.median(single_times) * 1e3:.1f} ms", flush=True)
+        rot_starts = [warm_start(rotated_warm_start(parent, c[1] if c[0] == "pair" else c[1][:1],
+                                                    0 if c[0] == "pair" else c[1][1]), c[2]) for c in cands]
+        t0 = time.perf_counter()
+        f_rot, _, conv_rot, n_iter_rot = fit_specs(masks, parents, S, rot_starts)
+        rot_ms = (time.perf_counter() - t0) / N_CANDIDATES * 1e3
+        print(f"engine batched, rotated start: {rot_ms:.1f} ms per candidate", flush=True)
     batched_ms = float(np.median(times)) / N_CANDIDATES * 1e3
-    print(f"engine batched: {[round(t, 2) for t in times]} s for 200", flush=True)
-    f_single, single_times = engine_single(masks, parents, S, starts)
-    print(f"engine single: median {np.median(single_times) * 1e3:.1f} ms", flush=True)
-    rot_starts = [warm_start(rotated_warm_start(parent, c[1] if c[0] == "pair" else c[1][:1],
-                                                0 if c[0] == "pair" else c[1][1]), c[2]) for c in cands]
-    t0 = time.perf_counter()
-    f_rot, _, conv_rot, n_iter_rot = fit_specs(masks, parents, S, rot_starts)
-    rot_ms = (time.perf_counter() - t0) / N_CANDIDATES * 1e3
-    print(f"engine batched, rotated start: {rot_ms:.1f} ms per candidate", flush=True)
 
     sample = np.random.default_rng(graph_seed + 1).choice(N_CANDIDATES, args.baseline_sample, replace=False)
     floor = PSI_FLOOR * np.diag(S)
@@ -485,6 +503,7 @@ def run(args):
                         "f_engine_single": float(f_single[k]), "engine_single_ms": float(single_times[k] * 1e3),
                         "n_iter": int(n_iter[k]), "converged": bool(conv[k]),
                         "f_engine_rotated_start": float(f_rot[k]), "converged_rotated_start": bool(conv_rot[k]),
+                        "n_iter_rotated_start": int(n_iter_rot[k]),
                         **({"rank_statistic": float(stats[k])} if k < n_pairs else {})}
                        for k, c in enumerate(cands)],
         "baseline_candidates": base,
@@ -499,6 +518,8 @@ def main(argv=None):
     parser.add_argument("--baseline-budget-s", type=float, default=60.0,
                         help="new baseline fits start only within this many seconds; they stop after this many seconds; fits of an earlier run on the same "
                              "data (read from <out>.json) are kept, so the baseline can be run in pieces")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="reuse the engine figures of <out>.json (same data) and only add baseline fits")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args(argv)
     r = run(args)

@@ -207,6 +207,27 @@ def notears_linear(X, lambda1=0.1, *, max_iter=100, h_tol=1e-8, rho_max=1e16, pr
                                      restart_from_rejected)
 
 
+REFRESH_EVERY = None
+
+
+def _solve_subproblem(L, w_start, bounds, S, minimize, precondition):
+    """One L-BFGS-B solve of L from ``w_start``; returns (w, last scipy result, evaluations)."""
+    late = precondition and L.rho >= PRECONDITION_FROM_RHO
+    options = {"maxiter": REFRESH_EVERY} if late and REFRESH_EVERY else {}
+    n_evaluations = 0
+    while True:
+        if late:
+            curvature = _relative_curvature(L.weights(w_start), S, L.rho, L.alpha)
+            L.scale[:] = np.tile(1.0 / np.sqrt(curvature).ravel(), 2)
+        else:
+            L.scale[:] = 1.0
+        solution = minimize(L, w_start / L.scale, method="L-BFGS-B", jac=True, bounds=bounds, options=options)
+        n_evaluations += int(solution.nfev)
+        w_start = solution.x * L.scale
+        if not options or solution.status != 1 or n_evaluations >= 15000:
+            return w_start, solution, n_evaluations
+
+
 def _augmented_lagrangian(S, lambda1, max_iter, h_tol, rho_max, precondition, restart_from_rejected):
     """The loop of :func:`notears_linear` on the covariance ``S`` (Algorithm 1 of the paper)."""
     from scipy.optimize import Bounds, minimize
@@ -220,18 +241,12 @@ def _augmented_lagrangian(S, lambda1, max_iter, h_tol, rho_max, precondition, re
         n_iter += 1
         w_start, w_new, h_new = w_est, None, None
         while L.rho < rho_max:
-            if precondition and L.rho >= PRECONDITION_FROM_RHO:
-                curvature = _relative_curvature(L.weights(w_start), S, L.rho, L.alpha)
-                L.scale[:] = np.tile(1.0 / np.sqrt(curvature).ravel(), 2)
-            else:
-                L.scale[:] = 1.0
-            solution = minimize(L, w_start / L.scale, method="L-BFGS-B", jac=True, bounds=bounds)
-            w_new = solution.x * L.scale
+            w_new, solution, n_evaluations = _solve_subproblem(L, w_start, bounds, S, minimize, precondition)
             h_new, _ = acyclicity(L.weights(w_new))
             accepted = h_new <= _REDUCTION * h
-            history.append(SubproblemRecord(L.rho, L.alpha, h_new, float(solution.fun), int(solution.nfev),
+            history.append(SubproblemRecord(L.rho, L.alpha, h_new, float(solution.fun), n_evaluations,
                                             bool(accepted), str(solution.message)))
-            logger.debug("rho=%.0e alpha=%.3g h=%.3e nfev=%d", L.rho, L.alpha, h_new, solution.nfev)
+            logger.debug("rho=%.0e alpha=%.3g h=%.3e nfev=%d", L.rho, L.alpha, h_new, n_evaluations)
             if accepted:
                 break
             L.rho *= _RHO_GROWTH
