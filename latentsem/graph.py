@@ -131,3 +131,50 @@ def _meek_orients(i, j, directed, undirected, adjacent):
             if not adjacent[k, l]:
                 return True
     return False
+
+
+def consistent_extensions(D, U, limit=120):
+    """Up to ``limit`` distinct consistent extensions of the PDAG (D, U).
+
+    Dor & Tarsi's sink removal (:func:`pdag_to_dag`) branched over every vertex
+    that may be removed next: whenever an extension exists any such choice
+    completes, so every leaf of the search is a DAG of the class, and the
+    search stops as soon as ``limit`` distinct DAGs are found.
+    """
+    D = np.asarray(D, dtype=bool)
+    U = np.asarray(U, dtype=bool)
+    n = D.shape[0]
+    found, seen = [], set()
+
+    def sinks(alive):
+        out = []
+        for x in np.flatnonzero(alive):
+            if D[x][alive].any():
+                continue
+            und = np.flatnonzero(U[x] & alive)
+            adj = np.flatnonzero((D[x] | D[:, x] | U[x]) & alive)
+            if all(all(y == z or D[y, z] or D[z, y] or U[y, z] for z in adj) for y in und):
+                out.append(x)
+        return out
+
+    def search(alive, result):
+        if len(found) >= limit:
+            return
+        if not alive.any():
+            key = result.tobytes()
+            if key not in seen:
+                seen.add(key)
+                found.append(result.copy())
+            return
+        for x in sinks(alive):
+            nxt = result.copy()
+            for y in np.flatnonzero(U[x] & alive):
+                nxt[y, x] = True
+            still = alive.copy()
+            still[x] = False
+            search(still, nxt)
+            if len(found) >= limit:
+                return
+
+    search(np.ones(n, dtype=bool), D.copy())
+    return found

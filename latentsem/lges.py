@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .exceptions import LatentsemError
-from .graph import dag_to_cpdag, pdag_to_dag, topological_order
+from .graph import consistent_extensions, dag_to_cpdag, pdag_to_dag, topological_order
 from .model import Structure
 from .score import ScoreSpec, dag_start, fit_specs, params_from_phi, score_spec
 
@@ -110,6 +110,14 @@ class LGES:
     alpha : float, optional
         Level of the ``"lr"`` test; default 1/N, which shrinks with N as the
         paper's delta does (consistency).
+    max_group_size : int or None, default 3
+        Largest latent group Phase 1 looks for: Algorithm 1 raises k while
+        k <= |X_t| / 2 and scores every (k+1)-subset of X_t, which explodes
+        combinatorially on 30-50 items; None runs the loop as published.
+    n_exact_phase2 : int, default 8
+        Phase-2 candidates refitted exactly per round; when a round has more,
+        they are shortlisted by their GES local-score change on the fitted
+        latent covariance.
     n_jobs : int, default 1
         Worker processes (joblib) for the loops the paper marks "in parallel"
         (Alg. 1 lines 5, 6, 13; Alg. 2 lines 5, 6, 9). Results do not depend on it.
@@ -141,12 +149,14 @@ class LGES:
         Candidate structures scored.
     """
 
-    def __init__(self, delta_scale=0.25, delta=None, *, criterion="lr", alpha=None, n_jobs=1,
-                 random_state=None, n_restarts=2, progress=False):
+    def __init__(self, delta_scale=0.25, delta=None, *, criterion="lr", alpha=None, max_group_size=3,
+                 n_exact_phase2=8, n_jobs=1, random_state=None, n_restarts=2, progress=False):
         self.delta_scale = delta_scale
         self.delta = delta
         self.criterion = criterion
         self.alpha = alpha
+        self.max_group_size = max_group_size
+        self.n_exact_phase2 = n_exact_phase2
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.n_restarts = n_restarts
@@ -168,6 +178,10 @@ class LGES:
             bad("alpha", "None or a float in (0, 1)")
         if not (isinstance(self.n_jobs, int) and (self.n_jobs >= 1 or self.n_jobs == -1)):
             bad("n_jobs", "an int >= 1 or -1")
+        if self.max_group_size is not None and not (isinstance(self.max_group_size, int) and self.max_group_size >= 1):
+            bad("max_group_size", "None or an int in [1, inf)")
+        if not (isinstance(self.n_exact_phase2, int) and self.n_exact_phase2 >= 1):
+            bad("n_exact_phase2", "an int in [1, inf)")
         if not (isinstance(self.n_restarts, int) and self.n_restarts >= 0):
             bad("n_restarts", "an int in [0, inf)")
 
@@ -351,7 +365,8 @@ class LGES:
         found, P, clusters_of = [], [], {}
         X_t = list(range(p))
         k = 1
-        while k <= len(X_t) / 2:                                       # line 4
+        k_max = self.max_group_size or p
+        while k <= len(X_t) / 2 and k <= k_max:                        # line 4
             self._report("Phase 1", k - 1, p // 2)
             X_t = self._phase1_impure(mask, found, clusters_of, X_t, k)           # lines 5-11
             X_t = self._phase1_clusters(mask, found, clusters_of, X_t, k, P, m)   # lines 12-20
@@ -497,6 +512,7 @@ class LGES:
             cands = self._ll_candidates(D, U)                          # lines 5-10
             if not cands:
                 break
+            cands = self._shortlist(cands, D, U, params, order_cur, groups)
             masks, parents, starts, orders = [], [], [], []
             for _, Dn, Un in cands:
                 lat_mask, lat_parents, order = self._latent_dag(mask, groups, Dn, Un)
@@ -530,25 +546,7 @@ class LGES:
         orders) is expanded to latents without within-group edges and fitted
         exactly; the best one is kept.
         """
-        dags, seen = [], set()
-        g = len(groups)
-        for perm in itertools.permutations(range(g)):
-            rank = {grp: n for n, grp in enumerate(perm)}
-            dag = D.copy()
-            for a in range(g):
-                for b in range(g):
-                    if U[a, b] and rank[a] < rank[b]:
-                        dag[a, b] = True
-            if any(D[a, b] and rank[a] > rank[b] for a in range(g) for b in range(g)):
-                continue
-            cp_d, cp_u = dag_to_cpdag(dag)
-            if not (np.array_equal(cp_d, D) and np.array_equal(cp_u, U)):
-                continue  # a new v-structure: not in this equivalence class
-            if dag.tobytes() not in seen:
-                seen.add(dag.tobytes())
-                dags.append(dag)
-            if len(dags) >= max_dags:
-                break
+        dags = consistent_extensions(D, U, limit=max_dags)
         masks, parents, starts, orders = [], [], [], []
         for dag in dags:
             lat_mask, lat_parents, order = self._latent_dag(mask, groups, dag, np.zeros_like(dag),
@@ -562,6 +560,38 @@ class LGES:
         best = int(np.argmin(f))
         self.n_candidates_ += len(dags)
         return dags[best], fitted[best], float(f[best])
+
+    def _shortlist(self, cands, D, U, params, order_cur, groups):
+        """The candidates worth an exact refit in this round (line 11).
+
+        With few candidates, all of them. Otherwise they are ranked by the GES
+        local-score change of the deletion computed on the current fit's latent
+        covariance Phi (as if the latents were observed; Chickering 2002,
+        Theorem 17: Delete(X, Y, H) changes only Y's local score, from parents
+        Pa_Y + NA_YX \ H + X to Pa_Y + NA_YX \ H), and the best
+        ``self.n_exact_phase2`` are refitted exactly.
+        """
+        if len(cands) <= self.n_exact_phase2:
+            return cands
+        Phi = params.latent_covariance()
+        pos = {lat: n for n, lat in enumerate(order_cur)}
+        members = [[pos[lat] for lat in grp] for grp in groups]
+
+        def logdet_given(y, Z):
+            Y = members[y]
+            Zl = [v for z in Z for v in members[z]]
+            block = Phi[np.ix_(Y, Y)]
+            if Zl:
+                block = block - Phi[np.ix_(Y, Zl)] @ np.linalg.solve(Phi[np.ix_(Zl, Zl)], Phi[np.ix_(Zl, Y)])
+            return np.linalg.slogdet(block)[1]
+
+        proxies = []
+        for (i, j, Hk), _, _ in cands:
+            NA = [h for h in range(D.shape[0]) if U[h, j] and (U[h, i] or D[h, i] or D[i, h])]
+            Z = [h for h in range(D.shape[0]) if D[h, j] and h != i] + [h for h in NA if h not in Hk]
+            proxies.append(0.5 * (logdet_given(j, Z) - logdet_given(j, Z + [i])))
+        keep = np.argsort(proxies, kind="stable")[: self.n_exact_phase2]
+        return [cands[k] for k in sorted(keep)]
 
     def _fit_phase1_model(self, mask, groups):
         """Exact fit of S_phase1: found latents, complete latent graph (with restarts)."""
