@@ -534,7 +534,11 @@ def fit_model(model, data, latent_covariances=None, bounds=True) -> FitResult:
     """
     semantics = _resolve_semantics(model, latent_covariances)
     data = _as_item_data(data)
-    full = complete_table(as_table(model, semantics), semantics)
+    table = as_table(model, semantics)
+    if not any(row.op in ("=~", "~") or (row.op == "~~" and row.lhs != row.rhs) for row in table):
+        raise StructureError("The model has no loadings, regressions or covariances (an empty structure); "
+                             "there is nothing to fit: give it at least one latent variable or path.")
+    full = complete_table(table, semantics)
     observed = _observed_columns(full, data)
     frame = data.frame[observed]
     S = np.cov(frame.to_numpy(dtype=float), rowvar=False, bias=True).reshape(len(observed), len(observed))

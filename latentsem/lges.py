@@ -100,13 +100,18 @@ class LGES:
     delta : float, optional
         An explicit tolerance on the per-sample log-likelihood scale; overrides
         ``delta_scale``. Giving it selects ``criterion="delta"``.
-    criterion : {"lr", "delta"}, default "lr"
+    criterion : {"lr", "rmsea", "delta"}, default "lr"
         How a deletion's score change is judged. ``"delta"`` is the paper's
         rule: keep it when the per-sample log-likelihood falls by at most delta.
         ``"lr"`` keeps it when 2 N times the fall is at most the (1 - alpha)
         quantile of chi-square with as many degrees of freedom as constraints the
         deletion adds. The literal delta ignores those degrees of freedom and
         rejects most true deletions at N = 1000 (reports/benchmarks/lges_synthetic.md).
+        ``"rmsea"`` keeps a deletion when the RMSEA of the constraint it adds,
+        sqrt(max(2 N change - df, 0) / (df N)), is at most ``epsilon``: with
+        tens of thousands of respondents every exact constraint of a real
+        questionnaire is rejected, and close fit is what applied researchers
+        ask of a model.
     alpha : float, optional
         Level of the ``"lr"`` test; default 1/N, which shrinks with N as the
         paper's delta does (consistency).
@@ -118,6 +123,8 @@ class LGES:
         Phase-2 candidates refitted exactly per round; when a round has more,
         they are shortlisted by their GES local-score change on the fitted
         latent covariance.
+    epsilon : float, default 0.05
+        RMSEA bound of ``criterion="rmsea"`` (0.05: "close fit").
     n_jobs : int, default 1
         Worker processes (joblib) for the loops the paper marks "in parallel"
         (Alg. 1 lines 5, 6, 13; Alg. 2 lines 5, 6, 9). Results do not depend on it.
@@ -149,12 +156,14 @@ class LGES:
         Candidate structures scored.
     """
 
-    def __init__(self, delta_scale=0.25, delta=None, *, criterion="lr", alpha=None, max_group_size=3,
+    def __init__(self, delta_scale=0.25, delta=None, *, criterion="lr", alpha=None, epsilon=0.05,
+                 max_group_size=3,
                  n_exact_phase2=8, n_jobs=1, random_state=None, n_restarts=2, progress=False):
         self.delta_scale = delta_scale
         self.delta = delta
         self.criterion = criterion
         self.alpha = alpha
+        self.epsilon = epsilon
         self.max_group_size = max_group_size
         self.n_exact_phase2 = n_exact_phase2
         self.n_jobs = n_jobs
@@ -172,8 +181,10 @@ class LGES:
             bad("delta_scale", "a float in (0, inf)")
         if self.delta is not None and not (isinstance(self.delta, (int, float)) and self.delta >= 0):
             bad("delta", "None or a float in [0, inf)")
-        if self.criterion not in ("lr", "delta"):
-            bad("criterion", "a str among {'lr', 'delta'}")
+        if self.criterion not in ("lr", "rmsea", "delta"):
+            bad("criterion", "a str among {'lr', 'rmsea', 'delta'}")
+        if not (isinstance(self.epsilon, (int, float)) and self.epsilon >= 0):
+            bad("epsilon", "a float in [0, inf)")
         if self.alpha is not None and not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
             bad("alpha", "None or a float in (0, 1)")
         if not (isinstance(self.n_jobs, int) and (self.n_jobs >= 1 or self.n_jobs == -1)):
@@ -491,7 +502,10 @@ class LGES:
         """The tolerance on the per-sample scale that a deletion with ``df`` faces."""
         if self.criterion_ == "delta":
             return self.delta_
-        return _chi2_quantile(1 - self.alpha_, max(int(df), 1)) / (2 * self.n_samples_)
+        df = max(int(df), 1)
+        if self.criterion_ == "rmsea":
+            return df * (1 + self.n_samples_ * self.epsilon**2) / (2 * self.n_samples_)
+        return _chi2_quantile(1 - self.alpha_, df) / (2 * self.n_samples_)
 
     # ---------------------------------------------------------------- phase 2
     def _phase2(self, mask, groups, names):

@@ -272,3 +272,14 @@ def test_semopy_is_imported_lazily():
             "latentsem.cli.export; print('semopy' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_empty_structure_is_refused_with_one_line():
+    """A structure with no latent variables and no paths has nothing to fit (semopy would crash)."""
+    from latentsem.datasets import load_dataset
+    from latentsem.exceptions import StructureError
+    from latentsem.model import Structure
+
+    data = load_dataset("holzinger1939")
+    with pytest.raises(StructureError, match="nothing to fit"):
+        fit_model(Structure(data.columns, [], []), data)

@@ -1,0 +1,335 @@
+"""Regenerate the real-data reports: literature models, LGES-discovered models and the summary table.
+
+One command rebuilds everything (about 20-40 minutes on a 2-core machine; run it niced)::
+
+    nice python scripts/make_real_reports.py
+
+It writes ``reports/<name>/`` for bigfive, bigfive50, burnout and multitasking
+(``build_report`` output: report.html, report.md, fit.json, model.json, SVG
+diagrams), ``reports/real_data.json`` (every measured figure) and
+``reports/real_data.md`` (the summary across data sets). ``--datasets a,b``
+reruns only those data sets and merges them into the existing summary.
+
+Settings rule (the same for every data set, stated in every report): LGES runs
+with ``criterion="rmsea", epsilon=0.05`` when N > 5000 and with
+``criterion="lr"`` (alpha = min(0.05, 1/N), the default) otherwise. Reason:
+at tens of thousands of respondents the likelihood-ratio test rejects every
+exact constraint of a real questionnaire (LGES with ``"lr"`` finds 0 latents on
+Big Five), whereas at a few hundred it is the paper's consistent rule. The
+sensitivity table reruns every data set with ``"lr"`` and with ``"rmsea"`` at
+epsilon 0.04, 0.05 and 0.06, so the choice is visible.
+
+All fits use the paper's Table-3 convention: dag latent covariances (latents
+without an edge independent), variances bounded at >= 0, RMSEA / CFI / TLI
+truncated to 3 decimals where compared with Table 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports"
+DATASETS = ROOT / "datasets"
+SEED = 0
+LARGE_N = 5000                      # the rule's switch from "lr" to "rmsea"
+RULE_EPSILON = 0.05
+SENSITIVITY = (("lr", None), ("rmsea", 0.04), ("rmsea", 0.05), ("rmsea", 0.06))
+RULE_TEXT = (f'criterion="rmsea", epsilon={RULE_EPSILON} when N > {LARGE_N}; otherwise criterion="lr" with the '
+             "default alpha = min(0.05, 1/N); max_group_size=3, n_exact_phase2=8, random_state=0 everywhere")
+
+# The LGES paper's Table 3 (Dong et al., arXiv 2510.04378): RMSEA / CFI / TLI, dag semantics, truncated to 3 dp.
+PAPER_LGES = {
+    "bigfive": (0.054, 0.874, 0.855),
+    "burnout": (0.067, 0.876, 0.865),
+    "multitasking": (0.068, 0.977, 0.965),
+}
+# Table 3's literature rows as published.
+PAPER_LITERATURE = {
+    "bigfive": [("Goldberg (1993)", (0.072, 0.767, 0.746))],
+    "burnout": [("Byrne (1994)", (0.096, 0.753, 0.727)), ("Byrne (2010)", (0.072, 0.861, 0.847))],
+    "multitasking": [("Himi et al. (2019b)", (0.087, 0.962, 0.943))],
+}
+# Literature models: (report name, .lav file, paper's Table-3 row or None, how it relates to that row).
+LITERATURE = {
+    "bigfive": [("Goldberg (1993)", "bigfive/goldberg1993.lav", (0.072, 0.767, 0.746), "reproduces exactly")],
+    "bigfive50": [],
+    "burnout": [
+        ("Byrne (1994)", "burnout/byrne1994.lav", (0.096, 0.753, 0.727), "reproduces exactly"),
+        ("Byrne (2010) hypothesized", "burnout/byrne2010.lav", (0.072, 0.861, 0.847),
+         "row not pinned: 8 combinations of extra exogenous covariances hit it (LITERATURE_MODELS.md)"),
+        ("Byrne (2010) respecified", "burnout/byrne2010_respecified.lav", (0.072, 0.861, 0.847),
+         "row not pinned (see above)"),
+    ],
+    "multitasking": [
+        ("Himi (2019) second-order", "multitasking/himi2019_second_order.lav", (0.087, 0.962, 0.943),
+         "closest principled match (Question disturbance at the zero bound)"),
+        ("Himi (2019) three factors", "multitasking/himi2019.lav", (0.087, 0.962, 0.943),
+         "under dag semantics the three factors are uncorrelated"),
+    ],
+}
+TITLES = {
+    "bigfive": "Big Five (25 IPIP items, N = 19,718): discovered vs literature models",
+    "bigfive50": "Big Five (all 50 IPIP items, N = 19,718): discovered model",
+    "burnout": "Teacher burnout (32 parcels, N = 599): discovered vs literature models",
+    "multitasking": "Multitasking (9 scores, N = 202): discovered vs literature models",
+}
+PREFIX_LABELS = {"bigfive", "bigfive50"}
+INDEX_KEYS = ("chisq", "df", "rmsea", "cfi", "tli", "srmr", "bic")
+
+
+def rule_settings(n: int) -> tuple:
+    """The one settings rule: (criterion, epsilon) for a data set of n rows."""
+    return ("rmsea", RULE_EPSILON) if n > LARGE_N else ("lr", None)
+
+
+def setting_key(criterion, epsilon) -> str:
+    return criterion if criterion == "lr" else f"{criterion}, epsilon={epsilon:.2f}"
+
+
+def run_lges(data, criterion, epsilon):
+    """One LGES run (timed) and the dag/bounded fit of its model."""
+    from latentsem.fit import fit_model
+    from latentsem.lges import LGES
+
+    kwargs = {"criterion": criterion, "random_state": SEED}
+    if epsilon is not None:
+        kwargs["epsilon"] = epsilon
+    est = LGES(**kwargs).fit(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_model(est.model_, data, latent_covariances="dag", bounds=True)
+    return est, fit
+
+
+def indices_of(fit) -> dict:
+    out = {k: float(fit.indices[k]) for k in INDEX_KEYS}
+    out["df"] = int(out["df"])
+    out["table3"] = fit.table3()
+    out["converged"] = bool(fit.converged)
+    out["heywood"] = list(fit.heywood)
+    return out
+
+
+def gap_to_target(table3: dict, target) -> dict:
+    """Per index: measured (truncated) minus target, and whether it is at least as good."""
+    rmsea, cfi, tli = target
+    return {
+        "rmsea": {"measured": table3["rmsea"], "target": rmsea, "gap": round(table3["rmsea"] - rmsea, 3),
+                  "met": table3["rmsea"] <= rmsea},
+        "cfi": {"measured": table3["cfi"], "target": cfi, "gap": round(table3["cfi"] - cfi, 3),
+                "met": table3["cfi"] >= cfi},
+        "tli": {"measured": table3["tli"], "target": tli, "gap": round(table3["tli"] - tli, 3),
+                "met": table3["tli"] >= tli},
+    }
+
+
+def worst_items(fit, k=6) -> list:
+    """Items with the largest mean absolute residual correlation (sample minus model-implied), worst first."""
+    S = np.asarray(fit.sample_cov, dtype=float)
+    Sigma = np.asarray(fit.implied_cov, dtype=float)
+    d = np.sqrt(np.diag(S))
+    e = np.sqrt(np.diag(Sigma))
+    R = S / np.outer(d, d) - Sigma / np.outer(e, e)
+    np.fill_diagonal(R, 0.0)
+    score = np.abs(R).sum(axis=1) / (R.shape[0] - 1)
+    names = list(fit.observed)
+    order = np.argsort(-score)[:k]
+    out = []
+    for i in order:
+        j = int(np.argmax(np.abs(R[i])))
+        out.append({"item": names[i], "mean_abs_residual_r": round(float(score[i]), 4),
+                    "worst_partner": names[j], "residual_r": round(float(R[i, j]), 3)})
+    return out
+
+
+def latent_items(structure) -> dict:
+    observed = set(structure.observed)
+    return {name: sorted(c for c in structure.children(name) if c in observed) for name in structure.latent}
+
+
+def history_summary(est) -> dict:
+    steps = [s.to_dict() for s in est.history_]
+    by_line = {}
+    for s in steps:
+        key = f"phase {s['phase']} {s['line']}"
+        by_line[key] = by_line.get(key, 0) + 1
+    return {"n_steps": len(steps), "by_line": by_line, "steps": steps}
+
+
+def process_dataset(name: str, with_sensitivity: bool = True) -> dict:
+    from latentsem.datasets import load_dataset
+    from latentsem.report.build import build_report, labels_from_prefix
+
+    data = load_dataset(name)
+    rule = rule_settings(data.n)
+    grid = SENSITIVITY if with_sensitivity else (rule,)
+    print(f"[{name}] N = {data.n}, {len(data.columns)} items; rule: {setting_key(*rule)}", flush=True)
+    runs, rule_est, rule_fit = {}, None, None
+    for criterion, epsilon in grid:
+        started = time.perf_counter()
+        est, fit = run_lges(data, criterion, epsilon)
+        key = setting_key(criterion, epsilon)
+        runs[key] = {"criterion": criterion, "epsilon": epsilon, "alpha": est.alpha_,
+                     "runtime_s": round(est.runtime_, 1), "n_latent": len(est.model_.latent),
+                     "n_steps": len(est.history_), "indices": indices_of(fit)}
+        print(f"[{name}] {key}: {runs[key]['n_latent']} latents, {est.runtime_:.1f} s, table3 {fit.table3()} "
+              f"(+{time.perf_counter() - started - est.runtime_:.0f} s fit)", flush=True)
+        if (criterion, epsilon) == rule:
+            rule_est, rule_fit = est, fit
+
+    labels = labels_from_prefix(data.columns) if name in PREFIX_LABELS else None
+    models = {label: (DATASETS / path).read_text(encoding="utf-8") for label, path, _, _ in LITERATURE[name]}
+    extra = []
+    if name in PAPER_LGES:
+        r, c, t = PAPER_LGES[name]
+        extra.append({"name": "LGES (paper, Table 3)", "rmsea": r, "cfi": c, "tli": t,
+                      "note": "reported in Dong et al. (2025) Table 3; not refitted"})
+    for paper_name, (r, c, t) in PAPER_LITERATURE.get(name, []):
+        extra.append({"name": f"{paper_name} (paper, Table 3)", "rmsea": r, "cfi": c, "tli": t,
+                      "note": "literature row of Table 3 as published"})
+    title = TITLES[name] + f" - LGES {setting_key(*rule)}, {rule_est.runtime_:.1f} s"
+    result = build_report(data, models, discovered=rule_est, out_dir=REPORTS / name, latent_covariances="dag",
+                          force=True, title=title, extra_rows=extra, labels=labels,
+                          labels_source=("item-name prefix (E, N, A, C, O: the IPIP trait each item was written for)"
+                                         if labels else None))
+    literature = {}
+    for label, path, row, how in LITERATURE[name]:
+        fit = result.fits[label]
+        literature[label] = {"file": f"datasets/{path}", "paper_row": row, "relation": how,
+                             "indices": indices_of(fit),
+                             "matches_paper_row": row is not None and tuple(fit.table3().values()) == tuple(row)}
+    discovered_fit = result.fits["LGES (discovered)"]
+    entry = {
+        "dataset": name, "n": data.n, "n_items": len(data.columns), "rule": setting_key(*rule),
+        "discovered": {"settings": setting_key(*rule), "alpha": rule_est.alpha_,
+                       "runtime_s": round(rule_est.runtime_, 1),
+                       "n_latent": len(rule_est.model_.latent), "latent_items": latent_items(rule_est.model_),
+                       "indices": indices_of(discovered_fit), "history": history_summary(rule_est),
+                       "worst_items": worst_items(discovered_fit)},
+        "literature": literature,
+        "paper_lges": PAPER_LGES.get(name),
+        "sensitivity": runs,
+    }
+    if name in PAPER_LGES:
+        entry["target"] = gap_to_target(discovered_fit.table3(), PAPER_LGES[name])
+        entry["target_met"] = all(v["met"] for v in entry["target"].values())
+    if result.purity:
+        p = result.purity["LGES (discovered)"]
+        entry["discovered"]["purity"] = {"mean": p["mean_purity"], "weighted": p["weighted_purity"],
+                                         "latents": {k: {"counts": v["counts"], "purity": v["purity"]}
+                                                     for k, v in p["latents"].items()}}
+    return entry
+
+
+# ------------------------------------------------------------------ summary
+def _f(x, nd=3):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def _row3(t):
+    return " / ".join(_f(v) for v in (t["rmsea"], t["cfi"], t["tli"]))
+
+
+def summary_markdown(entries: dict) -> str:
+    order = [n for n in ("bigfive", "bigfive50", "burnout", "multitasking") if n in entries]
+    lines = ["# Real data: discovered (LGES) vs literature models vs the LGES paper", "",
+             "Generated by `nice python scripts/make_real_reports.py` (all figures in `real_data.json`; one report "
+             "per data set in `reports/<name>/report.html`).", "",
+             "**Convention (the paper's Table 3):** dag latent covariances (latents without an edge are independent), "
+             "ML with variances bounded at >= 0, RMSEA / CFI / TLI truncated to 3 decimals. Runtimes are LGES's "
+             "`runtime_` on a shared 2-core machine (other jobs running), so they are upper bounds.", "",
+             f"**Settings rule, applied to every data set:** {RULE_TEXT}. The sensitivity table below shows what "
+             "the other settings give.", "",
+             "## Discovered models against the paper's LGES row (issue 5.4 targets)", "",
+             "| data set | N / items | settings (rule) | latents | runtime | chi2 (df) | RMSEA / CFI / TLI | "
+             "paper LGES | gap (RMSEA, CFI, TLI) | target met |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for n in order:
+        e = entries[n]
+        d = e["discovered"]
+        ix = d["indices"]
+        if e.get("target"):
+            tg = e["target"]
+            gap = ", ".join(f"{tg[k]['gap']:+.3f}" for k in ("rmsea", "cfi", "tli"))
+            paper = " / ".join(_f(v) for v in e["paper_lges"])
+            met = "**met**" if e["target_met"] else "not met (" + ", ".join(
+                k.upper() for k in ("rmsea", "cfi", "tli") if not tg[k]["met"]) + ")"
+        else:
+            gap, paper, met = "-", "no paper row", "-"
+        lines.append(f"| {n} | {e['n']} / {e['n_items']} | {d['settings']} | {d['n_latent']} | {d['runtime_s']} s | "
+                     f"{ix['chisq']:.1f} ({ix['df']}) | {_row3(ix['table3'])} | {paper} | {gap} | {met} |")
+    lines += ["", "## Literature models (same convention)", "",
+              "| data set | model | chi2 (df) | RMSEA / CFI / TLI | paper's row | reproduces | note |",
+              "|---|---|---|---|---|---|---|"]
+    for n in order:
+        for label, lit in entries[n]["literature"].items():
+            ix = lit["indices"]
+            row = " / ".join(_f(v) for v in lit["paper_row"]) if lit["paper_row"] else "-"
+            hey = "; Heywood: " + ", ".join(ix["heywood"]) if ix["heywood"] else ""
+            lines.append(f"| {n} | {label} (`{lit['file']}`) | {ix['chisq']:.2f} ({ix['df']}) | "
+                         f"{_row3(ix['table3'])} | {row} | {'yes' if lit['matches_paper_row'] else 'no'} | "
+                         f"{lit['relation']}{hey} |")
+    lines += ["", "## Sensitivity of the discovered model to the settings", "",
+              "Every data set rerun with the LR rule (default alpha) and with the RMSEA rule at epsilon 0.04 / 0.05 "
+              "/ 0.06. The row the rule picks is marked *.", "",
+              "| data set | settings | latents | runtime | chi2 (df) | RMSEA / CFI / TLI | BIC |",
+              "|---|---|---|---|---|---|---|"]
+    for n in order:
+        e = entries[n]
+        for key, run in e["sensitivity"].items():
+            ix = run["indices"]
+            mark = " *" if key == e["rule"] else ""
+            lines.append(f"| {n} | {key}{mark} | {run['n_latent']} | {run['runtime_s']} s | "
+                         f"{ix['chisq']:.1f} ({ix['df']}) | {_row3(ix['table3'])} | {ix['bic']:.1f} |")
+    lines += ["", "## Diagnostics of the discovered models", ""]
+    for n in order:
+        d = entries[n]["discovered"]
+        lines += [f"### {n}", "", "Latents and their items: " + "; ".join(
+            f"{k}: {', '.join(v) if v else '(no items)'}" for k, v in d["latent_items"].items()) + ".", ""]
+        if d.get("purity"):
+            p = d["purity"]
+            lines.append(f"Purity (item-prefix traits): mean {_f(p['mean'], 2)}, weighted {_f(p['weighted'], 2)}; "
+                         + "; ".join(f"{k} {_f(v['purity'], 2)} ({', '.join(f'{c} {m}' for c, m in v['counts'].items())})"
+                                     for k, v in p["latents"].items()) + ".")
+            lines.append("")
+        h = d["history"]
+        lines.append(f"Search history: {h['n_steps']} accepted steps (" + ", ".join(
+            f"{k}: {v}" for k, v in h["by_line"].items()) + ").")
+        lines.append("")
+        lines.append("Items the model reproduces worst (mean |residual correlation| over the other items; the "
+                     "largest single residual): " + "; ".join(
+                         f"{w['item']} {w['mean_abs_residual_r']:.3f} (with {w['worst_partner']}: "
+                         f"{w['residual_r']:+.3f})" for w in d["worst_items"]) + ".")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="bigfive,bigfive50,burnout,multitasking",
+                        help="comma-separated data sets to (re)run; others keep their entry in real_data.json")
+    parser.add_argument("--no-sensitivity", action="store_true",
+                        help="run only the rule's setting (the summary keeps no sensitivity rows for these)")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(LITERATURE))
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; choose among {sorted(LITERATURE)}")
+    json_path = REPORTS / "real_data.json"
+    entries = json.loads(json_path.read_text()) if json_path.exists() else {}
+    for name in names:
+        entries[name] = process_dataset(name, with_sensitivity=not args.no_sensitivity)
+        json_path.write_text(json.dumps(entries, indent=2, default=float) + "\n")
+        (REPORTS / "real_data.md").write_text(summary_markdown(entries), encoding="utf-8")
+    print(f"wrote {REPORTS / 'real_data.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
