@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validation import any_of, interval, none_or, options, validate_params
 from .exceptions import LatentsemError
 from .graph import consistent_extensions, dag_to_cpdag, pdag_to_dag, topological_order
 from .model import Structure
@@ -90,6 +91,19 @@ class Step:
 
 
 # --------------------------------------------------------------- estimator
+_PARAMETER_CONSTRAINTS = {
+    "delta_scale": interval("float", 0, np.inf, False),
+    "delta": none_or(interval("float", 0, np.inf)),
+    "criterion": options("lr", "rmsea", "delta"),
+    "alpha": none_or(interval("float", 0, 1, False, False)),
+    "epsilon": interval("float", 0, np.inf),
+    "max_group_size": none_or(interval("int", 1, np.inf)),
+    "n_exact_phase2": interval("int", 1, np.inf),
+    "n_jobs": any_of(interval("int", 1, np.inf), (lambda v: v == -1 and not isinstance(v, bool), "-1")),
+    "n_restarts": interval("int", 0, np.inf),
+}
+
+
 class LGES:
     """Latent variable Greedy Equivalence Search.
 
@@ -173,28 +187,7 @@ class LGES:
 
     # ------------------------------------------------------------ validation
     def _validate_params(self):
-        def bad(name, expected):
-            value = getattr(self, name)
-            raise LatentsemError(f"The {name!r} parameter of LGES must be {expected}. Got {value!r} instead.")
-
-        if not (isinstance(self.delta_scale, (int, float)) and self.delta_scale > 0):
-            bad("delta_scale", "a float in (0, inf)")
-        if self.delta is not None and not (isinstance(self.delta, (int, float)) and self.delta >= 0):
-            bad("delta", "None or a float in [0, inf)")
-        if self.criterion not in ("lr", "rmsea", "delta"):
-            bad("criterion", "a str among {'lr', 'rmsea', 'delta'}")
-        if not (isinstance(self.epsilon, (int, float)) and self.epsilon >= 0):
-            bad("epsilon", "a float in [0, inf)")
-        if self.alpha is not None and not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
-            bad("alpha", "None or a float in (0, 1)")
-        if not (isinstance(self.n_jobs, int) and (self.n_jobs >= 1 or self.n_jobs == -1)):
-            bad("n_jobs", "an int >= 1 or -1")
-        if self.max_group_size is not None and not (isinstance(self.max_group_size, int) and self.max_group_size >= 1):
-            bad("max_group_size", "None or an int in [1, inf)")
-        if not (isinstance(self.n_exact_phase2, int) and self.n_exact_phase2 >= 1):
-            bad("n_exact_phase2", "an int in [1, inf)")
-        if not (isinstance(self.n_restarts, int) and self.n_restarts >= 0):
-            bad("n_restarts", "an int in [0, inf)")
+        validate_params(self, _PARAMETER_CONSTRAINTS)
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y=None):
