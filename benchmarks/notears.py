@@ -268,6 +268,9 @@ def write_report(records, cli_times, meta):
               "gave about 3x fewer evaluations but a different, on average worse, local optimum on 2-4 of those 10.",
               "* `runs` below 5/5 with a limit: the method was stopped at the stated wall-clock limit (GES at "
               "d = 50); `plain` at d = 50 was run on seed 0 only, for time.",
+              "* A PC output whose oriented edges form a directed cycle is not a CPDAG, so the authors' "
+              "`count_accuracy` refuses it; such runs have only SHD-CPDAG (their other columns are medians over "
+              "the remaining runs).",
               "* PC and GES run with causal-learn's defaults (`pc(X, 0.05, 'fisherz')`, "
               "`ges(X, 'local_score_BIC')`). The simulated data follow the NOTEARS paper (unit noise, weights up "
               "to 2), whose variances grow along causal order; NOTEARS's least-squares score profits from that "

@@ -107,6 +107,8 @@ def run_lges(data, criterion, epsilon):
     if epsilon is not None:
         kwargs["epsilon"] = epsilon
     est = LGES(**kwargs).fit(data)
+    if not est.model_.latent:
+        return est, None          # nothing to fit: the independence model (see independence_indices)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = fit_model(est.model_, data, latent_covariances="dag", bounds=True)
@@ -120,6 +122,17 @@ def indices_of(fit) -> dict:
     out["converged"] = bool(fit.converged)
     out["heywood"] = list(fit.heywood)
     return out
+
+
+def independence_indices(data) -> dict:
+    """Indices of an empty discovered model (no latents): lavaan's independence model, CFI = TLI = 0."""
+    from latentsem.fit import baseline_chi_square, rmsea, truncate3
+
+    chisq, df = baseline_chi_square(data.covariance(), data.n)
+    r = rmsea(chisq, df, data.n)
+    return {"chisq": chisq, "df": int(df), "rmsea": r, "cfi": 0.0, "tli": 0.0, "srmr": None, "bic": None,
+            "table3": {"rmsea": truncate3(r), "cfi": 0.0, "tli": 0.0}, "converged": True,
+            "heywood": [], "note": "no latent found: every item independent (the baseline model)"}
 
 
 def gap_to_target(table3: dict, target) -> dict:
@@ -184,8 +197,10 @@ def process_dataset(name: str, with_sensitivity: bool = True) -> dict:
         key = setting_key(criterion, epsilon)
         runs[key] = {"criterion": criterion, "epsilon": epsilon, "alpha": est.alpha_,
                      "runtime_s": round(est.runtime_, 1), "n_latent": len(est.model_.latent),
-                     "n_steps": len(est.history_), "indices": indices_of(fit)}
-        print(f"[{name}] {key}: {runs[key]['n_latent']} latents, {est.runtime_:.1f} s, table3 {fit.table3()} "
+                     "n_steps": len(est.history_),
+                     "indices": indices_of(fit) if fit is not None else independence_indices(data)}
+        print(f"[{name}] {key}: {runs[key]['n_latent']} latents, {est.runtime_:.1f} s, "
+              f"table3 {runs[key]['indices']['table3']} "
               f"(+{time.perf_counter() - started - est.runtime_:.0f} s fit)", flush=True)
         if (criterion, epsilon) == rule:
             rule_est, rule_fit = est, fit
@@ -294,7 +309,7 @@ def summary_markdown(entries: dict) -> str:
             ix = run["indices"]
             mark = " *" if key == e["rule"] else ""
             lines.append(f"| {n} | {key}{mark} | {run['n_latent']} | {run['runtime_s']} s | "
-                         f"{ix['chisq']:.1f} ({ix['df']}) | {_row3(ix['table3'])} | {ix['bic']:.1f} |")
+                         f"{ix['chisq']:.1f} ({ix['df']}) | {_row3(ix['table3'])} | {_f(ix['bic'], 1)} |")
         for key, why in e.get("sensitivity_skipped", {}).items():
             lines.append(f"| {n} | {key} | - | - | - | {why} | - |")
     lines += ["", "## Diagnostics of the discovered models", ""]

@@ -97,7 +97,8 @@ def _print_fit_indices(model, data):
 @click.option("--diagram", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the graph (with --truth: true vs estimated, errors coloured) to a .svg or .png file.")
 @click.option("--fit/--no-fit", "fit_indices", default=True, show_default=True,
-              help="Fit the DAG as a lavaan path model and print its fit indices (loads semopy, about 2 s).")
+              help="Fit the DAG as a lavaan path model and print its fit indices "
+                   "(imports semopy and fits by ML: several seconds).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def command(items, dataset, columns, missing_code, output, fmt, lambda1, w_threshold, max_iter, truth, diagram,
             fit_indices, force):
