@@ -271,8 +271,9 @@ def write_markdown(path, r):
         "",
         f"Written by `benchmarks/score_speed.py` on {r['written']}; {r['machine']}. "
         "Single core: OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1 set before numpy is imported. "
-        "Absolute times are inflated by the shared machine's load; ratios measured in the same run are the "
-        "figures to compare.",
+        "Absolute times are inflated and noisy on this shared machine (the two batched engine runs took "
+        f"{', '.join(f'{t:.1f}' for t in r['engine_batched_wall_s'])} s for the 200); the baseline's fits ran in "
+        "separate pieces (`--baseline-only`) under similar load, so the ratios are rough.",
         "",
         f"- Data: `random_gnfm({r['graph_seed']})` (the first default GNFM graph with 15 items: "
         f"{r['true_latents']} latents in groups {r['true_groups']}), N = {r['n']} Gaussian rows "

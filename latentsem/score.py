@@ -45,7 +45,7 @@ from .graph import topological_order
 logger = logging.getLogger(__name__)
 
 #: Lower bound of each unique variance, relative to the item's sample variance.
-PSI_FLOOR = 1e-4
+PSI_FLOOR = 1e-6
 
 
 # --------------------------------------------------------------------------- spec
@@ -388,9 +388,10 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, stall_tol=1e-8, sta
                 converged[acc[stop]] = True
                 running[acc[stop]] = False
         history[idx] = np.concatenate([history[idx, 1:], f[idx, None]], axis=1)
-        stalled = idx[(history[idx, 0] - f[idx] < stall_tol) & (n_iter[idx] >= stall_window)]
-        converged[stalled] = True
-        running[stalled] = False
+        stalled = (history[idx, 0] - f[idx] < stall_tol) & (n_iter[idx] >= stall_window)
+        # Converged in f: the quantity the score reports and LGES compares.
+        converged[idx[stalled]] = True
+        running[idx[stalled]] = False
         worse = idx[~better]
         mu[worse] *= 8.0
         # Damping this large means no descent direction is left at this precision.
@@ -542,19 +543,32 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
     loadings = np.asarray(loadings, dtype=bool)
     K, p, m = loadings.shape
     parents = np.broadcast_to(np.asarray(parents, dtype=bool), (K, m, m))
-    layout = _Layout(p, m, support=loadings.any(axis=0))
-    active = layout.active(loadings, parents)
-    theta = layout.pack(
-        np.stack([s.Lambda for s in starts]), np.stack([s.B for s in starts]),
-        np.stack([s.psi for s in starts]),
-    )
     floor = PSI_FLOOR * np.diag(S)
     if f_accept is not None:
         f_accept = np.broadcast_to(np.asarray(f_accept, dtype=float), (K,))
-    out = _lm_batch(layout, theta, active, S, floor, max_iter=max_iter, f_accept=f_accept)
-    Lambda, B, psi = layout.unpack(out.theta)
-    params = [Params(Lambda[k].copy(), B[k].copy(), psi[k].copy()) for k in range(K)]
-    return out.f, params, out.converged, out.n_iter
+    f = np.empty(K)
+    converged = np.empty(K, dtype=bool)
+    n_iter = np.empty(K, dtype=int)
+    params = [None] * K
+    # Members that share a loading mask are solved together on that mask's own
+    # compact layout, so a member's arithmetic never depends on the rest of the
+    # batch (Phase 2 of LGES: one mask, many latent DAGs).
+    keys = [loadings[k].tobytes() for k in range(K)]
+    for key in dict.fromkeys(keys):
+        members = np.array([k for k in range(K) if keys[k] == key])
+        layout = _Layout(p, m, support=loadings[members[0]])
+        active = layout.active(loadings[members], parents[members])
+        theta = layout.pack(
+            np.stack([starts[k].Lambda for k in members]), np.stack([starts[k].B for k in members]),
+            np.stack([starts[k].psi for k in members]),
+        )
+        out = _lm_batch(layout, theta, active, S, floor, max_iter=max_iter,
+                        f_accept=None if f_accept is None else f_accept[members])
+        Lambda, B, psi = layout.unpack(out.theta)
+        for i, k in enumerate(members):
+            params[k] = Params(Lambda[i].copy(), B[i].copy(), psi[i].copy())
+        f[members], converged[members], n_iter[members] = out.f, out.converged, out.n_iter
+    return f, params, converged, n_iter
 
 
 def score_spec(spec, S, N, start=None, n_restarts=4, random_state=None):

@@ -98,21 +98,36 @@ def setting_key(criterion, epsilon) -> str:
     return criterion if criterion == "lr" else f"{criterion}, epsilon={epsilon:.2f}"
 
 
-def run_lges(data, criterion, epsilon):
-    """One LGES run (timed) and the dag/bounded fit of its model."""
+def run_lges(data, criterion, epsilon, cache=None, name=""):
+    """One LGES run (timed), or its cached result; returns (record, dag/bounded fit or None when no latent).
+
+    ``record`` holds the discovered Structure, the runtime, alpha and the
+    accepted steps (``history_``), so a cached run reports what the real one did.
+    """
     from latentsem.fit import fit_model
     from latentsem.lges import LGES
+    from latentsem.model import Structure
 
-    kwargs = {"criterion": criterion, "random_state": SEED}
-    if epsilon is not None:
-        kwargs["epsilon"] = epsilon
-    est = LGES(**kwargs).fit(data)
-    if not est.model_.latent:
-        return est, None          # nothing to fit: the independence model (see independence_indices)
+    path = Path(cache) / f"{name}__{setting_key(criterion, epsilon).replace(', ', '_')}.json" if cache else None
+    if path is not None and path.exists():
+        saved = json.loads(path.read_text())
+        record = dict(saved, model=Structure.from_dict(saved["model"]))
+    else:
+        kwargs = {"criterion": criterion, "random_state": SEED}
+        if epsilon is not None:
+            kwargs["epsilon"] = epsilon
+        est = LGES(**kwargs).fit(data)
+        record = {"model": est.model_, "runtime_s": est.runtime_, "alpha": est.alpha_,
+                  "history": [step.to_dict() for step in est.history_]}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dict(record, model=est.model_.to_dict()), default=float))
+    if not record["model"].latent:
+        return record, None       # nothing to fit: the independence model (see independence_indices)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_model(est.model_, data, latent_covariances="dag", bounds=True)
-    return est, fit
+        fit = fit_model(record["model"], data, latent_covariances="dag", bounds=True)
+    return record, fit
 
 
 def indices_of(fit) -> dict:
@@ -172,38 +187,44 @@ def latent_items(structure) -> dict:
     return {name: sorted(c for c in structure.children(name) if c in observed) for name in structure.latent}
 
 
-def history_summary(est) -> dict:
-    steps = [s.to_dict() for s in est.history_]
+def history_summary(history) -> dict:
     by_line = {}
-    for s in steps:
-        key = f"phase {s['phase']} {s['line']}"
+    for step in history:
+        key = f"phase {step['phase']} {step['line']}"
         by_line[key] = by_line.get(key, 0) + 1
-    return {"n_steps": len(steps), "by_line": by_line, "steps": steps}
+    return {"n_steps": len(history), "by_line": by_line, "steps": history}
 
 
-def process_dataset(name: str, with_sensitivity: bool = True) -> dict:
+def process_dataset(name: str, save, with_sensitivity: bool = True, cache=None) -> dict:
+    """Run LGES (the rule's setting, then the sensitivity grid), build the report and ``save`` the entry.
+
+    ``save(entry)`` is called after the report and again after every further
+    sensitivity run, so an interrupted run keeps what it finished.
+    """
     from latentsem.datasets import load_dataset
     from latentsem.report.build import build_report, labels_from_prefix
 
     data = load_dataset(name)
     rule = rule_settings(data.n)
     skipped = SENSITIVITY_SKIPPED.get(name, {})
-    grid = [s for s in SENSITIVITY if s not in skipped] if with_sensitivity else [rule]
+    # The rule's run first: it is the reported model; the other settings only feed the sensitivity table.
+    grid = [s for s in SENSITIVITY if s not in skipped and s != rule] if with_sensitivity else []
     print(f"[{name}] N = {data.n}, {len(data.columns)} items; rule: {setting_key(*rule)}", flush=True)
-    runs, rule_est, rule_fit = {}, None, None
-    for criterion, epsilon in grid:
+    def run(criterion, epsilon):
         started = time.perf_counter()
-        est, fit = run_lges(data, criterion, epsilon)
+        est, fit = run_lges(data, criterion, epsilon, cache=cache, name=name)
         key = setting_key(criterion, epsilon)
-        runs[key] = {"criterion": criterion, "epsilon": epsilon, "alpha": est.alpha_,
-                     "runtime_s": round(est.runtime_, 1), "n_latent": len(est.model_.latent),
-                     "n_steps": len(est.history_),
+        runs[key] = {"criterion": criterion, "epsilon": epsilon, "alpha": est["alpha"],
+                     "runtime_s": round(est["runtime_s"], 1), "n_latent": len(est["model"].latent),
+                     "n_steps": len(est["history"]),
                      "indices": indices_of(fit) if fit is not None else independence_indices(data)}
-        print(f"[{name}] {key}: {runs[key]['n_latent']} latents, {est.runtime_:.1f} s, "
+        print(f"[{name}] {key}: {runs[key]['n_latent']} latents, {est['runtime_s']:.1f} s, "
               f"table3 {runs[key]['indices']['table3']} "
-              f"(+{time.perf_counter() - started - est.runtime_:.0f} s fit)", flush=True)
-        if (criterion, epsilon) == rule:
-            rule_est, rule_fit = est, fit
+              f"(+{time.perf_counter() - started - est['runtime_s']:.0f} s fit)", flush=True)
+        return est, fit
+
+    runs = {}
+    rule_est, rule_fit = run(*rule)
 
     labels = labels_from_prefix(data.columns) if name in PREFIX_LABELS else None
     models = {label: (DATASETS / path).read_text(encoding="utf-8") for label, path, _, _ in LITERATURE[name]}
@@ -215,8 +236,8 @@ def process_dataset(name: str, with_sensitivity: bool = True) -> dict:
     for paper_name, (r, c, t) in PAPER_LITERATURE.get(name, []):
         extra.append({"name": f"{paper_name} (paper, Table 3)", "rmsea": r, "cfi": c, "tli": t,
                       "note": "literature row of Table 3 as published"})
-    title = TITLES[name] + f" - LGES {setting_key(*rule)}, {rule_est.runtime_:.1f} s"
-    result = build_report(data, models, discovered=rule_est, out_dir=REPORTS / name, latent_covariances="dag",
+    title = TITLES[name] + f" - LGES {setting_key(*rule)}, {rule_est['runtime_s']:.1f} s"
+    result = build_report(data, models, discovered=rule_est["model"], out_dir=REPORTS / name, latent_covariances="dag",
                           force=True, title=title, extra_rows=extra, labels=labels,
                           labels_source=("item-name prefix (E, N, A, C, O: the IPIP trait each item was written for)"
                                          if labels else None))
@@ -229,10 +250,10 @@ def process_dataset(name: str, with_sensitivity: bool = True) -> dict:
     discovered_fit = result.fits["LGES (discovered)"]
     entry = {
         "dataset": name, "n": data.n, "n_items": len(data.columns), "rule": setting_key(*rule),
-        "discovered": {"settings": setting_key(*rule), "alpha": rule_est.alpha_,
-                       "runtime_s": round(rule_est.runtime_, 1),
-                       "n_latent": len(rule_est.model_.latent), "latent_items": latent_items(rule_est.model_),
-                       "indices": indices_of(discovered_fit), "history": history_summary(rule_est),
+        "discovered": {"settings": setting_key(*rule), "alpha": rule_est["alpha"],
+                       "runtime_s": round(rule_est["runtime_s"], 1),
+                       "n_latent": len(rule_est["model"].latent), "latent_items": latent_items(rule_est["model"]),
+                       "indices": indices_of(discovered_fit), "history": history_summary(rule_est["history"]),
                        "worst_items": worst_items(discovered_fit)},
         "literature": literature,
         "paper_lges": PAPER_LGES.get(name),
@@ -247,6 +268,10 @@ def process_dataset(name: str, with_sensitivity: bool = True) -> dict:
         entry["discovered"]["purity"] = {"mean": p["mean_purity"], "weighted": p["weighted_purity"],
                                          "latents": {k: {"counts": v["counts"], "purity": v["purity"]}
                                                      for k, v in p["latents"].items()}}
+    save(entry)
+    for criterion, epsilon in grid:
+        run(criterion, epsilon)        # adds to runs, i.e. entry["sensitivity"]
+        save(entry)
     return entry
 
 
@@ -312,6 +337,9 @@ def summary_markdown(entries: dict) -> str:
                          f"{ix['chisq']:.1f} ({ix['df']}) | {_row3(ix['table3'])} | {_f(ix['bic'], 1)} |")
         for key, why in e.get("sensitivity_skipped", {}).items():
             lines.append(f"| {n} | {key} | - | - | - | {why} | - |")
+        for key in [setting_key(*g) for g in SENSITIVITY]:
+            if key not in e["sensitivity"] and key not in e.get("sensitivity_skipped", {}):
+                lines.append(f"| {n} | {key} | - | - | - | not run yet (interrupted or --no-sensitivity) | - |")
     lines += ["", "## Diagnostics of the discovered models", ""]
     for n in order:
         d = entries[n]["discovered"]
@@ -339,6 +367,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="bigfive,bigfive50,burnout,multitasking",
                         help="comma-separated data sets to (re)run; others keep their entry in real_data.json")
+    parser.add_argument("--cache", default=None,
+                        help="folder keeping each LGES result; a rerun reuses them instead of searching again")
     parser.add_argument("--no-sensitivity", action="store_true",
                         help="run only the rule's setting (the summary keeps no sensitivity rows for these)")
     args = parser.parse_args(argv)
@@ -347,13 +377,15 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown data sets {unknown}; choose among {sorted(LITERATURE)}")
     json_path = REPORTS / "real_data.json"
-    for name in names:
-        entry = process_dataset(name, with_sensitivity=not args.no_sensitivity)
+    def save(entry):
         # Re-read before merging: separate invocations for different data sets may run side by side.
         entries = json.loads(json_path.read_text()) if json_path.exists() else {}
-        entries[name] = entry
+        entries[entry["dataset"]] = entry
         json_path.write_text(json.dumps(entries, indent=2, default=float) + "\n")
         (REPORTS / "real_data.md").write_text(summary_markdown(entries), encoding="utf-8")
+
+    for name in names:
+        process_dataset(name, save, with_sensitivity=not args.no_sensitivity, cache=args.cache)
     print(f"wrote {REPORTS / 'real_data.md'}", file=sys.stderr)
 
 
