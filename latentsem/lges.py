@@ -575,7 +575,7 @@ class LGES:
         local-score change of the deletion computed on the current fit's latent
         covariance Phi (as if the latents were observed; Chickering 2002,
         Theorem 17: Delete(X, Y, H) changes only Y's local score, from parents
-        Pa_Y + NA_YX \ H + X to Pa_Y + NA_YX \ H), and the best
+        Pa_Y + (NA_YX minus H) + X to Pa_Y + (NA_YX minus H)), and the best
         ``self.n_exact_phase2`` are refitted exactly.
         """
         if len(cands) <= self.n_exact_phase2:

@@ -64,7 +64,8 @@ PAPER_LITERATURE = {
 # Literature models: (report name, .lav file, paper's Table-3 row or None, how it relates to that row).
 LITERATURE = {
     "bigfive": [("Goldberg (1993)", "bigfive/goldberg1993.lav", (0.072, 0.767, 0.746), "reproduces exactly")],
-    "bigfive50": [],
+    "bigfive50": [("Goldberg simple structure (10 per trait)", None, None,
+                   "not in Table 3: goldberg1993.lav extended to all 10 markers per trait (datasets/bigfive50.md)")],
     "burnout": [
         ("Byrne (1994)", "burnout/byrne1994.lav", (0.096, 0.753, 0.727), "reproduces exactly"),
         ("Byrne (2010) hypothesized", "burnout/byrne2010.lav", (0.072, 0.861, 0.847),
@@ -79,6 +80,11 @@ LITERATURE = {
          "under dag semantics the three factors are uncorrelated"),
     ],
 }
+# Literature models without a .lav file (path None above): lavaan syntax written here.
+INLINE_SYNTAX = {
+    "Goldberg simple structure (10 per trait)": "\n".join(
+        f"{t} =~ " + " + ".join(f"{t}{i}" for i in range(1, 11)) for t in "ENACO") + "\n",
+}
 TITLES = {
     "bigfive": "Big Five (25 IPIP items, N = 19,718): discovered vs literature models",
     "bigfive50": "Big Five (all 50 IPIP items, N = 19,718): discovered model",
@@ -86,6 +92,36 @@ TITLES = {
     "multitasking": "Multitasking (9 scores, N = 202): discovered vs literature models",
 }
 PREFIX_LABELS = {"bigfive", "bigfive50"}
+# Reading of the diagnostics below (written from this script's seeded runs; the figures it quotes are measured
+# ones, repeated here so the lead can act on them). Regenerate the runs before trusting a changed LGES.
+DIAGNOSIS = {
+    "bigfive": (
+        "Close to the paper's row but short on all three indices under the rule (epsilon 0.05). The misfit sits in "
+        "the Openness and Conscientiousness items: O1-O5 are spread over three latents (L2, L5, L6) mixed with C and "
+        "A items (L5 purity 0.43, L6 0.50), and the largest residual correlations are N-C / N-A pairs (C3-N3, C4-N5, "
+        "A4-N3): Phase 2 deleted the N-A group edge, so N (L2) and A (L3) meet only in a collider at the E latent "
+        "(L1) and dag semantics makes them marginally independent, while the single N -> C path (L2 -> L4) does "
+        "not carry the item-level N-C correlations of the mixed C/O latent L5. "
+        "The sensitivity table shows what epsilon 0.04 (more, smaller latents) gives; the rule does not pick it."),
+    "bigfive50": (
+        "Phase 1 accepted two huge single-latent clusters in its first round (E1-E10 with A1-A10 except A3, and "
+        "C1-C10 with N1-N6, N9, N10, O9): the RMSEA rule judges the rank-1 constraint of 19 items on its ~150 "
+        "degrees of freedom, so two correlated traits (E-A |r| about .4) pass as one factor; the misfit is averaged "
+        "over many df. The within-trait residuals are then large (A4-A9 +0.54, A4-A6 +0.45, C7-C9 +0.37). At "
+        "epsilon 0.06 everything collapses into one latent. Suggested fix: judge a merge of two clusters by the "
+        "nested change against the two-latent model (few df), not against the saturated model, or cap the "
+        "first-round cluster size as max_group_size caps the group size. The discovered model fits worse than "
+        "the orthogonal ten-markers-per-trait simple structure fitted next to it."),
+    "burnout": "",
+    "multitasking": (
+        "One item is misplaced: AverageQus_Par1 is assigned to the Error latent (history: 'after l.21 item 6 keeps "
+        "latents [1] only', accepted under the LR rule), so the Question latent has only Par2/Par3 and the largest "
+        "residual is Par1-Par2 (+0.26). Moving Par1 to L3 by hand (same latent edges) gives chi2(25) = 61.44, "
+        "0.084 / 0.962 / 0.946, i.e. the Himi measurement model: the leftover-item step keeps the first acceptable "
+        "latent set instead of the best-scoring one. Even that model is short of the paper's row "
+        "(0.068 / 0.977 / 0.965 needs chi2 of about 48 on 25 df), so the paper's model must contain something beyond "
+        "a pure three-factor measurement model (e.g. an impure item or a cross-loading)."),
+}
 INDEX_KEYS = ("chisq", "df", "rmsea", "cfi", "tli", "srmr", "bic")
 
 
@@ -111,7 +147,7 @@ def run_lges(data, criterion, epsilon, cache=None, name=""):
     path = Path(cache) / f"{name}__{setting_key(criterion, epsilon).replace(', ', '_')}.json" if cache else None
     if path is not None and path.exists():
         saved = json.loads(path.read_text())
-        record = dict(saved, model=Structure.from_dict(saved["model"]))
+        record = dict(saved, model=Structure.from_dict(saved["model"]), cached=True)
     else:
         kwargs = {"criterion": criterion, "random_state": SEED}
         if epsilon is not None:
@@ -220,14 +256,17 @@ def process_dataset(name: str, save, with_sensitivity: bool = True, cache=None) 
                      "indices": indices_of(fit) if fit is not None else independence_indices(data)}
         print(f"[{name}] {key}: {runs[key]['n_latent']} latents, {est['runtime_s']:.1f} s, "
               f"table3 {runs[key]['indices']['table3']} "
-              f"(+{time.perf_counter() - started - est['runtime_s']:.0f} s fit)", flush=True)
+              f"({'cached search, ' if est.get('cached') else ''}"
+              f"{time.perf_counter() - started - (0 if est.get('cached') else est['runtime_s']):.0f} s fit)",
+              flush=True)
         return est, fit
 
     runs = {}
-    rule_est, rule_fit = run(*rule)
+    rule_est, _ = run(*rule)
 
     labels = labels_from_prefix(data.columns) if name in PREFIX_LABELS else None
-    models = {label: (DATASETS / path).read_text(encoding="utf-8") for label, path, _, _ in LITERATURE[name]}
+    models = {label: (DATASETS / path).read_text(encoding="utf-8") if path else INLINE_SYNTAX[label]
+              for label, path, _, _ in LITERATURE[name]}
     extra = []
     if name in PAPER_LGES:
         r, c, t = PAPER_LGES[name]
@@ -244,7 +283,8 @@ def process_dataset(name: str, save, with_sensitivity: bool = True, cache=None) 
     literature = {}
     for label, path, row, how in LITERATURE[name]:
         fit = result.fits[label]
-        literature[label] = {"file": f"datasets/{path}", "paper_row": row, "relation": how,
+        literature[label] = {"file": f"datasets/{path}" if path else "inline in this script",
+                             "paper_row": row, "relation": how,
                              "indices": indices_of(fit),
                              "matches_paper_row": row is not None and tuple(fit.table3().values()) == tuple(row)}
     discovered_fit = result.fits["LGES (discovered)"]
@@ -280,6 +320,10 @@ def _f(x, nd=3):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def _counts(counts):
+    return ", ".join(f"{c} {m}" for c, m in counts.items())
+
+
 def _row3(t):
     return " / ".join(_f(v) for v in (t["rmsea"], t["cfi"], t["tli"]))
 
@@ -291,7 +335,8 @@ def summary_markdown(entries: dict) -> str:
              "per data set in `reports/<name>/report.html`).", "",
              "**Convention (the paper's Table 3):** dag latent covariances (latents without an edge are independent), "
              "ML with variances bounded at >= 0, RMSEA / CFI / TLI truncated to 3 decimals. Runtimes are LGES's "
-             "`runtime_` on a shared 2-core machine (other jobs running), so they are upper bounds.", "",
+             "`runtime_` on a shared 2-core machine (load average 8-10 from other jobs during the recorded run), "
+             "so they are upper bounds; bigfive50 must finish in under 10 minutes.", "",
              f"**Settings rule, applied to every data set:** {RULE_TEXT}. The sensitivity table below shows what "
              "the other settings give.", "",
              "## Discovered models against the paper's LGES row (issue 5.4 targets)", "",
@@ -321,9 +366,20 @@ def summary_markdown(entries: dict) -> str:
             row = " / ".join(_f(v) for v in lit["paper_row"]) if lit["paper_row"] else "-"
             hey = "; Heywood: " + ", ".join(ix["heywood"]) if ix["heywood"] else ""
             lines.append(f"| {n} | {label} (`{lit['file']}`) | {ix['chisq']:.2f} ({ix['df']}) | "
-                         f"{_row3(ix['table3'])} | {row} | {'yes' if lit['matches_paper_row'] else 'no'} | "
+                         f"{_row3(ix['table3'])} | {row} | {'yes' if lit['matches_paper_row'] else ('no' if lit['paper_row'] else '-')} | "
                          f"{lit['relation']}{hey} |")
-    lines += ["", "## Sensitivity of the discovered model to the settings", "",
+    lines += ["", "Notes on the rows that do not reproduce (checked in `tests/test_literature_models.py`):", "",
+              "- Byrne (2010): Table 3's row is not pinned to one specification. LITERATURE_MODELS.md's example of "
+              "the 8 combinations said to hit it (the respecified model without `ELC ~~ PA`, plus `CC ~~ PS`, "
+              "`DM ~~ SS`, `DM ~~ PS`) gives chi2(451) = 1850.21, 0.07197 / 0.86163 / 0.84782: CFI and TLI match "
+              "under truncation, RMSEA only when rounded (truncated 0.071, not 0.072).",
+              "- Himi et al. (2019b): the second-order model under the bound (Question disturbance at 0) gives "
+              "chi2(24) = 61.445, 0.0879 / 0.9617 / 0.9426, truncated 0.087 / 0.961 / 0.942, one thousandth below "
+              "the published CFI and TLI: the closest principled match. Unbounded, our fit reaches the true optimum "
+              "chi2(24) = 58.518 (= the correlated three-factor CFA) with a negative Question disturbance variance; "
+              "the 64.47 once quoted is lavaan stopping early on the raw scales. The three-factor syntax read under "
+              "dag semantics has uncorrelated factors and fits far worse.",
+              "", "## Sensitivity of the discovered model to the settings", "",
               "Every data set rerun with the LR rule (default alpha) and with the RMSEA rule at epsilon 0.04 / 0.05 "
               "/ 0.06. The row the rule picks is marked *.", "",
               "| data set | settings | latents | runtime | chi2 (df) | RMSEA / CFI / TLI | BIC |",
@@ -348,13 +404,15 @@ def summary_markdown(entries: dict) -> str:
         if d.get("purity"):
             p = d["purity"]
             lines.append(f"Purity (item-prefix traits): mean {_f(p['mean'], 2)}, weighted {_f(p['weighted'], 2)}; "
-                         + "; ".join(f"{k} {_f(v['purity'], 2)} ({', '.join(f'{c} {m}' for c, m in v['counts'].items())})"
+                         + "; ".join(f"{k} {_f(v['purity'], 2)} ({_counts(v['counts'])})"
                                      for k, v in p["latents"].items()) + ".")
             lines.append("")
         h = d["history"]
         lines.append(f"Search history: {h['n_steps']} accepted steps (" + ", ".join(
             f"{k}: {v}" for k, v in h["by_line"].items()) + ").")
         lines.append("")
+        if DIAGNOSIS.get(n):
+            lines += ["Diagnosis: " + DIAGNOSIS[n], ""]
         lines.append("Items the model reproduces worst (mean |residual correlation| over the other items; the "
                      "largest single residual): " + "; ".join(
                          f"{w['item']} {w['mean_abs_residual_r']:.3f} (with {w['worst_partner']}: "
@@ -371,12 +429,19 @@ def main(argv=None):
                         help="folder keeping each LGES result; a rerun reuses them instead of searching again")
     parser.add_argument("--no-sensitivity", action="store_true",
                         help="run only the rule's setting (the summary keeps no sensitivity rows for these)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="rewrite real_data.md from real_data.json without running anything")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = sorted(set(names) - set(LITERATURE))
     if unknown:
         parser.error(f"unknown data sets {unknown}; choose among {sorted(LITERATURE)}")
     json_path = REPORTS / "real_data.json"
+    if args.summary_only:
+        entries = json.loads(json_path.read_text())
+        (REPORTS / "real_data.md").write_text(summary_markdown(entries), encoding="utf-8")
+        return
+
     def save(entry):
         # Re-read before merging: separate invocations for different data sets may run side by side.
         entries = json.loads(json_path.read_text()) if json_path.exists() else {}

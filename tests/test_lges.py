@@ -1,0 +1,368 @@
+"""LGES (seed 002, section 4.2, Algorithms 1-2): recovery, output contract, determinism and parameters.
+
+The recovery checks use measured, deterministic results: every fit is seeded
+(data, restarts), so F1 and SHD are asserted exactly. The rank statistics of
+Phase 1 are checked against canonical correlations computed independently
+with numpy (Anderson 1951: the ML drop of rank(S_JR) <= r is
+-1/2 sum_{i > r} log(1 - rho_i^2)).
+"""
+
+import math
+import re
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from latentsem.data import items_from_frame
+from latentsem.exceptions import DataError, LatentsemError
+from latentsem.graph import dag_to_cpdag
+from latentsem.lges import LGES
+from latentsem.metrics.latent import compare_structures
+from latentsem.model import Structure, simple_structure
+from latentsem.score import saturated_f, score_ML
+from latentsem.simulate.gnfm import make_gnfm_dataset, population_covariance, random_gnfm, simulate_data
+
+N = 2000
+CHAIN_SIZES = (3, 4, 3, 4)  # pure items per latent of L1 -> L2 -> L3 -> L4
+
+
+# ------------------------------------------------------------------ helpers
+def chain_truth(sizes=CHAIN_SIZES, seed=0):
+    """A one-factor model: single-latent groups with pure items, latents in a chain."""
+    clusters, start = {}, 0
+    for g, size in enumerate(sizes):
+        clusters[f"L{g + 1}"] = [f"X{start + i + 1}" for i in range(size)]
+        start += size
+    chain = [(f"L{g + 1}", f"L{g + 2}", "directed") for g in range(len(sizes) - 1)]
+    truth = simple_structure(clusters, chain)
+    rng = np.random.default_rng(seed)
+    weights = [[e.source, e.target, float(rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0))] for e in truth.edges]
+    noise = {name: float(rng.uniform(0.3, 1.0)) for name in truth.latent + truth.observed}
+    return truth.replace(metadata={"weights": weights, "noise_variances": noise})
+
+
+def item_sets(structure):
+    """The latents' item sets, as a set of frozensets (latent names are arbitrary)."""
+    return {frozenset(structure.children(lat)) - set(structure.latent) for lat in structure.latent}
+
+
+def without_runtime(structure):
+    out = structure.to_dict()
+    out.pop("runtime_s")
+    return out
+
+
+def inverse_sqrt(A):
+    w, v = np.linalg.eigh(A)
+    return (v / np.sqrt(w)) @ v.T
+
+
+def canonical_rank_statistic(S, J, R, r):
+    """-1/2 sum_{i > r} log(1 - rho_i^2) over the canonical correlations of J with R, and its df."""
+    K = inverse_sqrt(S[np.ix_(J, J)]) @ S[np.ix_(J, R)] @ inverse_sqrt(S[np.ix_(R, R)])
+    rho = np.linalg.svd(K, compute_uv=False)  # descending
+    return -0.5 * float(np.sum(np.log1p(-rho[r:] ** 2))), (len(J) - r) * (len(R) - r)
+
+
+class ProgressRecorder:
+    def __init__(self):
+        self.reports = []
+
+    def __call__(self, stage, done, total):
+        self.reports.append((stage, done, total))
+
+
+# ----------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def chain_data():
+    truth = chain_truth()
+    return simulate_data(truth, n=N, random_state=1), truth
+
+
+@pytest.fixture(scope="module")
+def chain_fit(chain_data):
+    frame, _ = chain_data
+    recorder = ProgressRecorder()
+    est = LGES(random_state=0, progress=recorder).fit(frame)
+    return est, recorder.reports
+
+
+@pytest.fixture(scope="module")
+def two_latent_fit():
+    """A random GNFM with two two-latent groups (seed 26: groups of sizes 2, 2, 1, 1)."""
+    frame, truth = make_gnfm_dataset(26, n=N)
+    return LGES(random_state=0).fit(frame), frame, truth
+
+
+# ----------------------------------------------------------------- recovery
+def test_recovers_an_easy_one_factor_chain(chain_data, chain_fit):
+    _, truth = chain_data
+    est, _ = chain_fit
+    result = compare_structures(truth, est.model_)
+    assert result.f1 == 1.0
+    assert result.shd == 0  # a chain has no v-structure: its CPDAG is L1 - L2 - L3 - L4
+    assert item_sets(est.model_) == item_sets(truth)
+    assert est.model_.groups == (("L1",), ("L2",), ("L3",), ("L4",))
+    assert est.model_.neighbours("L2") == ["L1", "L3"]
+
+
+def test_recovers_a_gnfm_with_two_latent_groups_from_samples(two_latent_fit):
+    est, _, truth = two_latent_fit
+    result = compare_structures(truth, est.model_)
+    assert (result.f1, result.shd) == (1.0, 0)
+    assert sorted(map(len, est.model_.groups)) == [1, 1, 2, 2]
+
+
+# Measured at population level (n = 100000, random_state=0) on seeds 0-35 (default random_gnfm)
+# and 0-15 (one-factor graphs, two_latent_share=0). F1 = 1 and SHD = 0: default seeds 4, 16, 22,
+# 26; one-factor seeds 0, 1, 2, 5, 6, 12. F1 = 1 with SHD > 0: default seeds 1 (SHD 5), 9 (8),
+# 21 (9), where LGES orients the edges at a two-latent group the other way and that structure's
+# maximum likelihood ties with the truth's (a rotation of the group's latents), so the score
+# cannot tell the orientations apart. All other seeds give F1 < 1: near-proportional loadings
+# (default seed 0: X2 and X4 load on L1, L2 in ratios 1.103 and 1.111), a 9-item cluster whose
+# cross-rank test has only 3 items left to test against (default seed 11), and impure items given
+# the wrong parents (one-factor seeds 3, 4, 7-11, 13-15; see the xfail below).
+@pytest.mark.parametrize("seed, graph_params, shd", [
+    (4, {}, 0), (26, {}, 0), (1, {}, 5), (21, {}, 9),
+    (0, {"two_latent_share": 0.0}, 0), (2, {"two_latent_share": 0.0}, 0), (5, {"two_latent_share": 0.0}, 0),
+])
+def test_recovers_random_gnfm_from_the_population_covariance(seed, graph_params, shd):
+    truth = random_gnfm(seed, **graph_params)
+    S = population_covariance(truth)
+    est = LGES(random_state=0).fit_covariance(S, 100_000, truth.observed)
+    result = compare_structures(truth, est.model_)
+    assert (result.f1, result.shd) == (1.0, shd)
+    assert item_sets(est.model_) == item_sets(truth)
+    # The learned structure generates the population covariance as well as the truth does.
+    d = np.sqrt(np.diag(S))
+    truth_score = score_ML(truth, S / np.outer(d, d), 100_000, random_state=0)
+    assert est.log_likelihood_ == pytest.approx(truth_score.log_likelihood, rel=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Phase 1's closed-form _item_change tests only rank(S[C + j, rest]) <= r, not the constraints "
+    "among C + j: X8 (parents L2, L3, L1 -> L2 -> L3) passes as a child of L3 alone, because "
+    "Cov(X8, rest) is proportional to Cov(L2, rest) either way."))
+def test_population_impure_item_keeps_both_parents():
+    truth = random_gnfm(9, two_latent_share=0.0)
+    est = LGES(random_state=0).fit_covariance(population_covariance(truth), 100_000, truth.observed)
+    assert compare_structures(truth, est.model_).f1 == 1.0
+    assert len(est.model_.parents("X8")) == 2
+
+
+# ------------------------------------------------------------ determinism
+def test_same_random_state_gives_the_same_model(chain_data, chain_fit):
+    frame, _ = chain_data
+    first, _ = chain_fit
+    second = LGES(random_state=0).fit(frame)
+    assert without_runtime(second.model_) == without_runtime(first.model_)
+    assert [s.to_dict() for s in second.history_] == [s.to_dict() for s in first.history_]
+
+
+def test_n_jobs_runs_workers_and_does_not_change_the_model(chain_data, chain_fit, monkeypatch):
+    frame, _ = chain_data
+    serial, _ = chain_fit
+    worker_counts = []
+
+    class RecordingParallel(joblib.Parallel):
+        def __init__(self, *args, **kwargs):
+            worker_counts.append(kwargs.get("n_jobs"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(joblib, "Parallel", RecordingParallel)
+    parallel = LGES(random_state=0, n_jobs=2).fit(frame)
+    assert worker_counts and set(worker_counts) == {2}  # Phase 2 batches were split over 2 workers
+    assert without_runtime(parallel.model_) == without_runtime(serial.model_)
+
+
+# -------------------------------------------------------- output contract
+@pytest.mark.parametrize("which", ["chain", "two_latent"])
+def test_output_contract(which, request):
+    if which == "chain":
+        est, _ = request.getfixturevalue("chain_fit")
+        data = items_from_frame(request.getfixturevalue("chain_data")[0])
+    else:
+        est, frame, _ = request.getfixturevalue("two_latent_fit")
+        data = items_from_frame(frame)
+    model = est.model_
+    assert isinstance(model, Structure)
+    assert Structure.from_dict(model.to_dict()) == model
+    assert model.observed == tuple(data.columns)
+    assert model.latent == tuple(f"L{i + 1}" for i in range(len(model.latent)))
+
+    # Latent edges form a CPDAG: the CPDAG of a consistent extension is the model itself.
+    D, U = model.latent_directed(), model.latent_undirected()
+    cp_directed, cp_undirected = dag_to_cpdag(model.to_dag().latent_directed())
+    np.testing.assert_array_equal(cp_directed, D)
+    np.testing.assert_array_equal(cp_undirected, U)
+    adjacent = D | D.T | U
+    index = {name: i for i, name in enumerate(model.latent)}
+    for group in model.groups:  # Definition 2 (iii), Alg. 2 lines 14-15
+        members = [index[name] for name in group]
+        assert not adjacent[np.ix_(members, members)].any()
+
+    # Metadata and the paper's score L = -N f of an exact refit on the standardized covariance.
+    assert est.n_samples_ == N and est.delta_ == pytest.approx(0.25 * math.log(N) / N, rel=1e-15)
+    assert est.alpha_ == pytest.approx(1 / N) and est.criterion_ == "lr"
+    assert set(model.metadata) >= {"n_samples", "delta", "log_likelihood", "runtime_s"}
+    assert model.metadata["n_samples"] == N
+    assert model.metadata["delta"] == est.delta_
+    assert model.metadata["log_likelihood"] == est.log_likelihood_
+    assert model.metadata["runtime_s"] == est.runtime_ > 0
+    R = data.correlation()
+    refit = score_ML(model, R, N, random_state=0)
+    assert est.log_likelihood_ == pytest.approx(refit.log_likelihood, rel=1e-4)
+    assert est.log_likelihood_ <= -N * saturated_f(R) + 1e-6  # no structure beats Sigma = S
+
+    # Every accepted deletion was within its (finite) tolerance; Phase 1 precedes Phase 2.
+    phases = [step.phase for step in est.history_]
+    assert set(phases) == {1, 2} and phases == sorted(phases)
+    for step in est.history_:
+        assert np.isfinite(step.tolerance) and step.tolerance > 0
+        assert step.score_change <= step.tolerance
+    for step in est.history_:
+        if step.phase == 2:  # O_LL gives a sub-model: its maximum likelihood cannot be higher
+            assert step.score_change >= -1e-9
+
+
+def test_explicit_delta_selects_the_papers_rule_and_huge_delta_deletes_all_latent_edges(chain_data):
+    frame, _ = chain_data
+    est = LGES(delta=10.0, random_state=0).fit(frame)
+    assert est.criterion_ == "delta"
+    assert est.delta_ == 10.0 and est.model_.metadata["delta"] == 10.0
+    assert all(step.tolerance == 10.0 for step in est.history_)
+    model = est.model_
+    assert not model.latent_directed().any() and not model.latent_undirected().any()
+    # Measured: every 2-subset passes at k = 1, so line 16's disjoint set joins all items under one latent.
+    assert model.latent == ("L1",)
+    assert set(model.children("L1")) == set(model.observed)
+    assert [step.phase for step in est.history_] == [1]
+
+
+def test_zero_delta_keeps_nothing(chain_data):
+    frame, _ = chain_data
+    est = LGES(delta=0.0, random_state=0).fit(frame)
+    # At finite N every rank statistic is > 0, so no deletion passes: Phase 1 finds no latent,
+    # line 22 drops them all, and Phase 2 has no group edge to delete.
+    assert est.history_ == []
+    assert est.model_.latent == () and est.model_.edges == ()
+    p = len(frame.columns)
+    assert est.log_likelihood_ == pytest.approx(-N * p / 2, rel=1e-12)  # Sigma = I on a correlation matrix
+
+
+# ------------------------------------------------------------------ inputs
+def test_frame_itemdata_and_covariance_inputs_give_the_same_model(chain_data, chain_fit):
+    frame, _ = chain_data
+    reference, _ = chain_fit
+    data = items_from_frame(frame)
+    from_items = LGES(random_state=0).fit(data)
+    from_correlation = LGES(random_state=0).fit_covariance(data.correlation(), data.n, data.columns)
+    from_covariance = LGES(random_state=0).fit_covariance(data.covariance(), data.n, data.columns)
+    assert without_runtime(from_items.model_) == without_runtime(reference.model_)
+    assert without_runtime(from_correlation.model_) == without_runtime(reference.model_)
+    assert from_covariance.model_ == reference.model_  # S is standardized first (paper C.4)
+    assert from_covariance.log_likelihood_ == pytest.approx(reference.log_likelihood_, rel=1e-12)
+
+
+# --------------------------------------------------------------- validation
+@pytest.mark.parametrize("params, expected", [
+    ({"delta_scale": 0}, ["a float in (0, inf)"]),
+    ({"delta_scale": "0.25"}, ["a float in (0, inf)"]),
+    ({"delta": -1e-3}, ["None or a float in [0, inf)"]),
+    ({"criterion": "bic"}, ["a str among {", "'lr'", "'delta'"]),
+    ({"alpha": 1.0}, ["None or a float in (0, 1)"]),
+    ({"alpha": 0}, ["None or a float in (0, 1)"]),
+    ({"n_jobs": 0}, ["an int in [1, inf)", "-1"]),
+    ({"n_jobs": 2.0}, ["an int in [1, inf)", "-1"]),
+    ({"n_jobs": True}, ["an int in [1, inf)", "-1"]),
+    ({"n_restarts": -1}, ["an int in [0, inf)"]),
+    ({"max_group_size": 0}, ["None or an int in [1, inf)"]),
+    ({"n_exact_phase2": 0}, ["an int in [1, inf)"]),
+    ({"epsilon": -0.1}, ["a float in [0, inf)"]),
+])
+def test_bad_parameters_raise_one_line_errors_in_fit(params, expected):
+    (name, value), = params.items()
+    est = LGES(**params)  # __init__ only stores
+    assert getattr(est, name) is value
+    pattern = rf"^The {re.escape(repr(name))} parameter of LGES must be (.+)\. Got {re.escape(repr(value))} instead\.$"
+    with pytest.raises(LatentsemError, match=pattern) as info:
+        est.fit_covariance(np.eye(6), 100)
+    allowed = re.match(pattern, str(info.value)).group(1)
+    assert all(phrase in allowed for phrase in expected), allowed
+    assert not hasattr(est, "model_")
+
+
+def test_fit_rejects_too_few_items_and_too_few_rows():
+    rng = np.random.default_rng(0)
+    with pytest.raises(LatentsemError, match=re.escape("LGES needs at least 4 items (it starts with floor(p/2) latents); got 3.")):
+        LGES().fit_covariance(np.eye(3), 100)
+    with pytest.raises(DataError, match="needs at least 4 items"):
+        LGES().fit(pd.DataFrame(rng.standard_normal((50, 3)), columns=["a", "b", "c"]))
+    for n in (6, 5, 100.0):
+        with pytest.raises(LatentsemError, match=re.escape(
+                f"The sample size n must be an integer larger than the number of items (6); got {n!r}.")):
+            LGES().fit_covariance(np.eye(6), n)
+    with pytest.raises(DataError, match=re.escape("Only 5 complete rows for 6 items")):
+        LGES().fit(pd.DataFrame(rng.standard_normal((5, 6)), columns=list("abcdef")))
+    with pytest.raises(DataError, match="singular"):  # n = p: the centred rows span p - 1 dimensions
+        LGES().fit(pd.DataFrame(rng.standard_normal((6, 6)), columns=list("abcdef")))
+    with pytest.raises(LatentsemError, match=re.escape("S must be a square covariance matrix; got shape (4, 5).")):
+        LGES().fit_covariance(np.ones((4, 5)), 100)
+
+
+# ------------------------------------------------------- rank statistics
+@pytest.fixture(scope="module")
+def random_covariance_fit():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((8, 8))
+    S = A @ A.T / 8 + np.diag(rng.uniform(0.5, 2.0, 8))  # unstandardized on purpose
+    return LGES(random_state=0).fit_covariance(S, 500), S
+
+
+@pytest.mark.parametrize("J, r", [([0, 1], 1), ([2, 5, 7], 1), ([1, 3, 4], 2), ([0, 2, 4, 6, 7], 1), ([3], 0)])
+def test_rank_change_equals_the_canonical_correlation_statistic(random_covariance_fit, J, r):
+    est, S = random_covariance_fit
+    rest = [i for i in range(8) if i not in J]
+    change, df = est._rank_change(J, r)
+    expected, expected_df = canonical_rank_statistic(S, J, rest, r)  # scale-free: raw S is fine
+    assert change == pytest.approx(expected, rel=1e-9, abs=1e-13)
+    assert df == expected_df
+    within = [0, 1, 2, 3, 4, 5]  # the rest is the subset minus J
+    J_in = [j for j in J if j in within][:2]
+    change, df = est._rank_change(J_in, 1, within=within)
+    expected, expected_df = canonical_rank_statistic(S, J_in, [i for i in within if i not in J_in], 1)
+    assert change == pytest.approx(expected, rel=1e-9, abs=1e-13) and df == expected_df
+
+
+def test_item_change_is_a_nonnegative_nested_likelihood_ratio(random_covariance_fit):
+    est, S = random_covariance_fit
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        r = int(rng.integers(1, 3))
+        C = sorted(rng.choice(8, size=int(rng.integers(r + 1, 5)), replace=False).tolist())
+        j = int(rng.choice([i for i in range(8) if i not in C]))
+        rest = [i for i in range(8) if i not in C and i != j]
+        if len(rest) <= r:
+            continue
+        change, df = est._item_change(C, j, r)
+        full, _ = canonical_rank_statistic(S, C + [j], rest, r)
+        base, _ = canonical_rank_statistic(S, C, rest, r)
+        assert change >= -1e-12
+        assert change == pytest.approx(full - base, rel=1e-8, abs=1e-12)
+        assert df == len(rest) - r
+
+
+# ----------------------------------------------------------------- progress
+def test_progress_callable_receives_both_phases(chain_fit):
+    est, reports = chain_fit
+    stages = [stage for stage, _, _ in reports]
+    assert set(stages) == {"Phase 1", "Phase 2"}
+    assert stages == sorted(stages)  # every Phase 1 report comes before Phase 2
+    phase1 = [(done, total) for stage, done, total in reports if stage == "Phase 1"]
+    assert phase1[0] == (0, len(est.model_.observed) // 2)  # k = 1 of at most floor(p/2)
+    phase2 = [(done, total) for stage, done, total in reports if stage == "Phase 2"]
+    n_deleted = sum(step.phase == 2 for step in est.history_)
+    n_groups = len(est.model_.groups)
+    assert phase2 == [(k, n_groups * (n_groups - 1) // 2) for k in range(n_deleted + 1)]
