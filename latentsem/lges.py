@@ -26,6 +26,7 @@ import itertools
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,6 +169,9 @@ class LGES:
         Seconds spent in ``fit``.
     n_candidates_ : int
         Candidate structures scored.
+    warnings_ : list of str
+        Convergence and numerical warnings raised during the search (each is
+        also emitted once as a Python warning).
     """
 
     def __init__(self, delta_scale=0.25, delta=None, *, criterion="lr", alpha=None, epsilon=0.05,
@@ -242,12 +246,18 @@ class LGES:
 
         self._report = make_progress(self.progress)
         try:
-            mask, groups = self._phase1(p)
-            structure, params, f = self._phase2(mask, groups, names)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                mask, groups = self._phase1(p)
+                structure, params, f = self._phase2(mask, groups, names)
         finally:
             close = getattr(self._report, "close", None)
             if close is not None:
                 close()
+        # Recorded on the estimator (STYLE convention 6) and re-emitted once each.
+        self.warnings_ = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+        for w in {(w.category, str(w.message)): w for w in caught}.values():
+            warnings.warn(str(w.message), w.category, stacklevel=2)
         self.model_ = structure.replace(metadata={
             "n_samples": self.n_samples_, "delta": self.delta_,
             "log_likelihood": -self.n_samples_ * f,
