@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .exceptions import ConvergenceWarning, StructureError
+from ._threads import single_threaded_blas
 from .graph import topological_order
 
 logger = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class _State:
 
 def _rank2_factors(layout, state):
     """U, V of shape (K, q, p) with dSigma/dtheta_a = u_a v_a' + v_a u_a'."""
-    p, m = layout.p, layout.m
+    p = layout.p
     K = state.theta.shape[0]
     LPhi = state.LT @ np.swapaxes(state.T, -1, -2)  # Lambda T T' = Lambda Phi
     eye = np.eye(p)
@@ -554,8 +555,16 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
     # compact layout, so a member's arithmetic never depends on the rest of the
     # batch (Phase 2 of LGES: one mask, many latent DAGs).
     keys = [loadings[k].tobytes() for k in range(K)]
+    with single_threaded_blas():
+        _fit_groups(keys, loadings, parents, S, starts, floor, max_iter, f_accept, f, converged, n_iter, params)
+    return f, params, converged, n_iter
+
+
+def _fit_groups(keys, loadings, parents, S, starts, floor, max_iter, f_accept, f, converged, n_iter, params):
+    """fit_specs' loop over groups of members sharing a loading mask (fills the outputs)."""
+    p, m = loadings.shape[1:]
     for key in dict.fromkeys(keys):
-        members = np.array([k for k in range(K) if keys[k] == key])
+        members = np.array([k for k in range(len(keys)) if keys[k] == key])
         layout = _Layout(p, m, support=loadings[members[0]])
         active = layout.active(loadings[members], parents[members])
         theta = layout.pack(
@@ -568,7 +577,6 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
         for i, k in enumerate(members):
             params[k] = Params(Lambda[i].copy(), B[i].copy(), psi[i].copy())
         f[members], converged[members], n_iter[members] = out.f, out.converged, out.n_iter
-    return f, params, converged, n_iter
 
 
 def score_spec(spec, S, N, start=None, n_restarts=4, random_state=None):

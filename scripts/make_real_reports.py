@@ -357,6 +357,10 @@ def summary_markdown(entries: dict) -> str:
             gap, paper, met = "-", "no paper row", "-"
         lines.append(f"| {n} | {e['n']} / {e['n_items']} | {d['settings']} | {d['n_latent']} | {d['runtime_s']} s | "
                      f"{ix['chisq']:.1f} ({ix['df']}) | {_row3(ix['table3'])} | {paper} | {gap} | {met} |")
+    for n in [n for n in LITERATURE if n not in entries]:
+        lines.append(f"| {n} | - | {setting_key(*rule_settings(LARGE_N + 1 if n.startswith('bigfive') else 0))} "
+                     "| - | - | - | - | - | - | not run yet: `nice python scripts/make_real_reports.py --datasets "
+                     f"{n}` |")
     lines += ["", "## Literature models (same convention)", "",
               "| data set | model | chi2 (df) | RMSEA / CFI / TLI | paper's row | reproduces | note |",
               "|---|---|---|---|---|---|---|"]

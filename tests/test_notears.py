@@ -14,6 +14,7 @@ from latentsem.cli import main
 from latentsem.exceptions import ConvergenceWarning, DataError, LatentsemError
 from latentsem.metrics.dag import count_accuracy
 from latentsem.notears import (
+    notears_reference,
     NOTEARS, _AugmentedLagrangian, acyclicity, centred_covariance, dag_to_lavaan, graph_dict_to_weights,
     least_squares_loss, notears_linear, weights_to_graph_dict)
 from latentsem.simulate.dag import simulate_notears_problem
@@ -24,45 +25,7 @@ def rng():
     return np.random.default_rng(0)
 
 
-def plain_notears(X, lambda1=0.1, max_iter=100, h_tol=1e-8, rho_max=1e16):
-    """The authors' linear.py loop, verbatim in substance: data-form loss, scipy expm, cold restarts."""
-    import scipy.linalg as sla
-    import scipy.optimize as sopt
-
-    n, d = X.shape
-    X = X - X.mean(axis=0, keepdims=True)
-
-    def adj(w):
-        return (w[:d * d] - w[d * d:]).reshape(d, d)
-
-    def h_of(W):
-        E = sla.expm(W * W)
-        return np.trace(E) - d, E.T * W * 2
-
-    def func(w):
-        W = adj(w)
-        R = X - X @ W
-        loss, g_loss = 0.5 / n * (R ** 2).sum(), -1.0 / n * X.T @ R
-        h, g_h = h_of(W)
-        g = g_loss + (rho * h + alpha) * g_h
-        return (loss + 0.5 * rho * h * h + alpha * h + lambda1 * w.sum(),
-                np.concatenate((g + lambda1, -g + lambda1), axis=None))
-
-    w_est, rho, alpha, h = np.zeros(2 * d * d), 1.0, 0.0, np.inf
-    bounds = [(0, 0) if i == j else (0, None) for _ in range(2) for i in range(d) for j in range(d)]
-    for _ in range(max_iter):
-        while rho < rho_max:
-            w_new = sopt.minimize(func, w_est, method="L-BFGS-B", jac=True, bounds=bounds).x
-            h_new, _ = h_of(adj(w_new))
-            if h_new > 0.25 * h:
-                rho *= 10
-            else:
-                break
-        w_est, h = w_new, h_new
-        alpha += rho * h
-        if h <= h_tol or rho >= rho_max:
-            break
-    return adj(w_est)
+plain_notears = notears_reference  # the authors' loop, kept in latentsem.notears
 
 
 def penalized_score(W, X, lambda1=0.1):
