@@ -29,7 +29,8 @@ def parse_model_options(values):
 @click.option("--model", "model_options", multiple=True, metavar="NAME=FILE",
               help="A model to fit (lavaan .lav/.txt or .json structure); repeat for each model.")
 @click.option("--discover", is_flag=True, help="Add the model LGES discovers from the same items (can take minutes).")
-@click.option("--random-state", type=int, default=0, show_default=True, help="Seed of LGES's restarts (with --discover).")
+@click.option("--seed", "random_state", type=int, default=0, show_default=True,
+              help="random_state of LGES (with --discover), as in `discover` and `report`.")
 @click.option("--latent-covariances", type=click.Choice(["dag", "free"]), default=None, help=LATENT_COVARIANCES_HELP)
 @click.option("--bounds/--no-bounds", default=True, show_default=True,
               help="Bound variances at >= 0 (lavaan bounds='pos.var'); --no-bounds is lavaan's default.")

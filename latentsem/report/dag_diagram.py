@@ -23,6 +23,7 @@ import numpy as np
 
 from ..exceptions import LatentsemError
 from ..metrics.dag import compare_edges
+from .diagram import run_dot
 
 COLOURS = {"true_positive": "#1f5fbf", "reversed": "#e08a00", "false_positive": "#2e9e44",
            "false_negative": "#d62728", "truth": "#444444"}
@@ -119,20 +120,10 @@ def render(source, path):
     LatentsemError
         For another suffix, or when Graphviz's ``dot`` is missing or fails.
     """
-    import graphviz
-
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise LatentsemError(f"Cannot draw to {path.name}: the diagram file must end in .svg or .png.")
-    try:
-        data = source.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise LatentsemError("Graphviz's `dot` program is not installed; install Graphviz "
-                             "(e.g. `apt-get install graphviz`) to draw diagrams.") from None
-    except graphviz.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise LatentsemError(f"Graphviz's `dot` failed to draw the diagram ({detail[0] if detail else exc}); "
-                             "check the Graphviz installation.") from None
+    data = run_dot(source, fmt)
     path.write_bytes(data)
     return path

@@ -175,18 +175,23 @@ def path_diagram(model, *, loadings: Mapping | None = None,
     LatentsemError
         When Graphviz's ``dot`` program is not installed or fails.
     """
-    import graphviz
-
     source = path_diagram_source(model, loadings=loadings, correlations=correlations, id_prefix=id_prefix,
                                  rankdir=rankdir)
+    return run_dot(source, "svg", encoding="utf-8")
+
+
+def run_dot(source, fmt, encoding=None):
+    """``source.pipe`` through Graphviz's ``dot``, with one-line errors when it is missing or fails."""
+    import graphviz
+
     try:
-        return source.pipe(format="svg", encoding="utf-8")
+        return source.pipe(format=fmt, encoding=encoding)
     except graphviz.ExecutableNotFound:
         raise LatentsemError("Graphviz's `dot` program is not installed; install Graphviz "
-                             "(e.g. `apt-get install graphviz`) to draw path diagrams.") from None
+                             "(e.g. `apt-get install graphviz`) to draw diagrams.") from None
     except graphviz.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise LatentsemError(f"Graphviz's `dot` failed to draw the path diagram ({detail[0] if detail else exc}); "
+        raise LatentsemError(f"Graphviz's `dot` failed to draw the diagram ({detail[0] if detail else exc}); "
                              "check the Graphviz installation.") from None
 
 
