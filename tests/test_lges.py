@@ -347,11 +347,54 @@ def test_item_change_is_a_nonnegative_nested_likelihood_ratio(random_covariance_
         if len(rest) <= r:
             continue
         change, df = est._item_change(C, j, r)
-        full, _ = canonical_rank_statistic(S, C + [j], rest, r)
-        base, _ = canonical_rank_statistic(S, C, rest, r)
+        # r' = the smallest rank <= r that C's own constraint passes
+        r_C = next((q for q in range(1, r + 1)
+                    if est._accepts(*canonical_rank_statistic(S, C, rest, q))), r)
+        full, _ = canonical_rank_statistic(S, C + [j], rest, r_C)
+        base, _ = canonical_rank_statistic(S, C, rest, r_C)
         assert change >= -1e-12
         assert change == pytest.approx(full - base, rel=1e-8, abs=1e-12)
-        assert df == len(rest) - r
+        assert df == len(rest) - r_C
+
+
+def test_item_change_uses_the_rank_the_pure_children_need():
+    """A two-latent group with one common cause reaches the rest through one dimension.
+
+    An item caused by another latent then fits the spare second dimension of a
+    rank-2 test, but not the rank-1 one that the group's own children pass.
+    """
+    rng = np.random.default_rng(5)
+    n_items = 4 + 3 + 3 + 1
+    # latents: A (common cause), G1, G2 (group, both caused by A only), B (independent of the group)
+    Lam = np.zeros((n_items, 4))
+    Lam[:4, 1:3] = rng.uniform(0.7, 1.2, (4, 2))          # group's children load on G1 and G2
+    Lam[4:7, 0] = rng.uniform(0.7, 1.2, 3)                 # children of A
+    Lam[7:10, 3] = rng.uniform(0.7, 1.2, 3)                # children of B
+    Lam[10, 3] = 1.0                                       # the item under test: a child of B only
+    B = np.zeros((4, 4))
+    B[1, 0], B[2, 0], B[3, 0] = 0.9, -0.6, 0.5             # A -> G1, A -> G2, A -> B
+    T = np.linalg.inv(np.eye(4) - B)
+    S = Lam @ T @ T.T @ Lam.T + np.diag(rng.uniform(0.3, 0.6, n_items))
+    est = LGES().fit_covariance(S, 100_000)
+    change, df = est._item_change([0, 1, 2, 3], 10, 2)
+    assert not est._accepts(change, df)
+    assert df == (n_items - 5) - 1                         # tested at rank 1, not 2
+    # with the literal rank 2, item 10 would pass as a child of the group
+    rest = [i for i in range(n_items) if i not in (0, 1, 2, 3, 10)]
+    literal = (canonical_rank_statistic(S, [0, 1, 2, 3, 10], rest, 2)[0]
+               - canonical_rank_statistic(S, [0, 1, 2, 3], rest, 2)[0])
+    assert est._accepts(literal, len(rest) - 2)
+
+
+@pytest.mark.parametrize("seed", [2, 7, 24])
+def test_phase1_recovers_every_item_set_from_the_population_covariance(seed):
+    """Seeds that failed before: 2 (a two-latent group's children counted twice in C),
+    7 (an impure item fitting a group's spare dimension), 24 (two parent sets that tie
+    in the Phase-1 state, resolved by the final model)."""
+    truth = random_gnfm(seed)
+    est = LGES(random_state=0).fit_covariance(population_covariance(truth), 100_000, truth.observed)
+    assert compare_structures(truth, est.model_).f1 == 1.0
+    assert item_sets(est.model_) == item_sets(truth)
 
 
 # ----------------------------------------------------------------- progress
@@ -366,3 +409,17 @@ def test_progress_callable_receives_both_phases(chain_fit):
     n_deleted = sum(step.phase == 2 for step in est.history_)
     n_groups = len(est.model_.groups)
     assert phase2 == [(k, n_groups * (n_groups - 1) // 2) for k in range(n_deleted + 1)]
+
+
+def test_cluster_change_rejects_two_groups_that_reach_the_rest_through_two_dimensions():
+    """random_gnfm(11): groups {L1, L2} (X1-X4) and {L4, L5} (X8-X11) both reach the
+    single-latent group's items X5-X7 only through L1, L2. Their union passes the rank
+    test against the rest, but its covariance given the rest needs four factors."""
+    truth = random_gnfm(11)
+    est = LGES().fit_covariance(population_covariance(truth), 100_000, truth.observed)
+    union = [0, 1, 2, 3, 7, 8, 9, 10]
+    assert est._accepts(*est._rank_change(union, 2))
+    change, df = est._cluster_change(union, 2)
+    assert not est._accepts(change, df)
+    assert df == est._rank_change(union, 2)[1] + ((8 - 2) ** 2 - (8 + 2)) // 2
+    assert est._accepts(*est._cluster_change([0, 1, 2, 3], 2))
