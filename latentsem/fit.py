@@ -1,6 +1,9 @@
 """Fit a model by maximum likelihood (semopy) and report fit indices exactly as lavaan does.
 
-semopy only supplies the estimates. Everything printed is computed here from
+semopy only supplies the estimates, and not even those for recursive path
+models among observed variables (a DAG of regressions, such as the one
+``latentsem notears`` prints), whose ML estimates latentsem.pathfit computes
+in closed form. Everything printed is computed here from
 the sample covariance ``S`` (divisor N) and the model-implied ``Sigma``, with
 lavaan 0.6-14's formulas (``lav_fit_*.R``; REFERENCE.md section 3):
 
@@ -96,6 +99,28 @@ def rmsea(chisq, df, n):
     return math.sqrt(max(chisq / n / df - 1.0 / n, 0.0))
 
 
+def _chi2_cdf(x, df, ncp=0.0):
+    """P(chi2_df(ncp) <= x): scipy.special's chdtr / chndtr, the functions scipy.stats' chi2 and ncx2 call.
+
+    Called directly because importing scipy.stats costs about 0.6 s, most of a
+    path model's fit (the ``latentsem notears`` CLI fits one).
+    """
+    from scipy.special import chdtr, chndtr
+
+    x = max(float(x), 0.0)
+    if ncp <= 0:
+        return float(chdtr(df, x))
+    with np.errstate(over="ignore"):
+        return float(chndtr(x, df, ncp))
+
+
+def _chi2_sf(x, df):
+    """P(chi2_df > x) by scipy.special's chdtrc (scipy.stats' chi2.sf), exact in the far tail."""
+    from scipy.special import chdtrc
+
+    return float(chdtrc(df, max(float(x), 0.0)))
+
+
 def rmsea_ci(chisq, df, n, level=0.90):
     """90% CI of the RMSEA by inverting the noncentral chi-square (lavaan ``lav_fit_rmsea_ci``).
 
@@ -104,11 +129,9 @@ def rmsea_ci(chisq, df, n, level=0.90):
     sqrt(ncp / (N df)).
     """
     from scipy.optimize import brentq
-    from scipy.stats import chi2 as chi2_dist
-    from scipy.stats import ncx2
 
     def cdf(ncp):
-        return chi2_dist.cdf(chisq, df) if ncp <= 0 else ncx2.cdf(chisq, df, ncp)
+        return _chi2_cdf(chisq, df, ncp)
 
     upper_p, lower_p = 1 - (1 - level) / 2, (1 - level) / 2
     if df < 1 or cdf(0) - upper_p < 0:
@@ -164,8 +187,6 @@ def fit_indices(S, Sigma, n, npar, df, exogenous=()):
     joint minus the saturated marginal of the exogenous block (measured
     against lavaan 0.6-14).
     """
-    from scipy.stats import chi2 as chi2_dist
-
     chisq = n * ml_discrepancy(S, Sigma)
     chisq_null, df_null = baseline_chi_square(S, n, exogenous)
     lower, upper = rmsea_ci(chisq, df, n)
@@ -175,7 +196,7 @@ def fit_indices(S, Sigma, n, npar, df, exogenous=()):
         ll -= loglik(block, block, n)
     return {
         "npar": int(npar), "chisq": chisq, "df": int(df),
-        "pvalue": float(chi2_dist.sf(chisq, df)) if df > 0 else float("nan"),
+        "pvalue": _chi2_sf(chisq, df) if df > 0 else float("nan"),
         "rmsea": rmsea(chisq, df, n), "rmsea_ci_lower": lower, "rmsea_ci_upper": upper,
         "cfi": float(cfi(chisq, df, chisq_null, df_null)), "tli": float(tli(chisq, df, chisq_null, df_null)),
         "srmr": srmr(S, Sigma), "loglik": ll,
@@ -299,6 +320,27 @@ def _quiet_root_logger():
         yield
     finally:
         logging.disable(previous)
+
+
+def _estimate(full, ram, frame, S, bounds):
+    """ML estimates: (theta, converged, message, iterations).
+
+    Recursive path models among observed variables are solved by least
+    squares and iterated GLS (latentsem.pathfit; milliseconds, no semopy):
+    their residual variances are positive whenever S is, so ``bounds`` does
+    not change them. Every other model, or a singular S, goes to semopy.
+    """
+    from .pathfit import fit_recursive_path_model, is_recursive_path_model
+
+    if is_recursive_path_model(full) and np.all(np.linalg.eigvalsh(S) > 0):
+        estimates = fit_recursive_path_model(full, S)
+        if estimates.converged:
+            theta = np.zeros(ram.npar)
+            for k, value in zip(ram.row_param, estimates.values):
+                if k is not None:
+                    theta[k] = value
+            return theta, True, "closed form (least squares and iterated GLS)", estimates.n_iter
+    return _semopy_fit(full, ram, frame, S, bounds)
 
 
 def _semopy_fit(full, ram, frame, S, bounds):
@@ -550,7 +592,7 @@ def fit_model(model, data, latent_covariances=None, bounds=True) -> FitResult:
     if df < 0:
         raise StructureError(f"The model has {ram.npar} free parameters but only {moments} sample moments (df = {df}); "
                              "it is not identified: fix or remove parameters.")
-    theta, converged, message, n_iter = _semopy_fit(full, ram, frame, S, bounds)
+    theta, converged, message, n_iter = _estimate(full, ram, frame, S, bounds)
     Sigma, C = ram.implied(theta)
     indices = fit_indices(S, Sigma, n, ram.npar, df, exo)
     se, identified = _standard_errors(ram, theta, n)
@@ -605,7 +647,7 @@ def _standardize(r, value, C, index, residual):
 
 def _estimate_frames(full, ram, theta, se, C):
     import pandas as pd
-    from scipy.stats import norm
+    from scipy.special import ndtr
 
     index = {n: i for i, n in enumerate(ram.names)}
     values = ram.row_values(theta)
@@ -614,7 +656,7 @@ def _estimate_frames(full, ram, theta, se, C):
     for r, k, value in zip(full, ram.row_param, values):
         s = float(se[k]) if k is not None else float("nan")
         z = value / s if k is not None and s > 0 else float("nan")
-        p = float(2 * norm.sf(abs(z))) if math.isfinite(z) else float("nan")
+        p = float(2 * ndtr(-abs(z))) if math.isfinite(z) else float("nan")  # norm.sf without importing scipy.stats
         rows.append((r.lhs, r.op, r.rhs, r.label, k is not None, float(value), s, z, p,
                      float(_standardize(r, value, C, index, residual))))
     estimates = pd.DataFrame(rows, columns=["lhs", "op", "rhs", "label", "free", "est", "se", "z", "pvalue", "std_all"])

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from scipy.optimize import approx_fprime
 
+from latentsem import notears as notears_module
 from latentsem.cli import main
 from latentsem.exceptions import ConvergenceWarning, DataError, LatentsemError
 from latentsem.metrics.dag import count_accuracy
@@ -70,6 +71,48 @@ def test_augmented_lagrangian_gradient_and_scaling_invariance(rng):
     L.scale[:] = 1.0
     assert scaled_value == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(scaled_grad, grad * scale, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ scipy's routines without their wrappers
+def test_direct_lbfgsb_driver_takes_scipys_iterates_bit_for_bit(rng):
+    X = rng.normal(size=(300, 6)) @ np.triu(rng.uniform(0.5, 1.5, (6, 6)))
+    L = _AugmentedLagrangian(centred_covariance(X), lambda1=0.1)
+    lower, upper = notears_module._bounds(6)
+    for rho, alpha, maxiter in ((1.0, 0.0, 15000), (1e4, 3.0, 15000), (1e4, 3.0, 7)):  # 7: stopped by maxiter
+        L.rho, L.alpha = rho, alpha
+        start = np.abs(rng.normal(scale=0.2, size=72)) * (upper > 0)
+        ours = notears_module._lbfgsb_direct(L, start, lower, upper, maxiter)
+        theirs = notears_module._lbfgsb_scipy(L, start, lower, upper, maxiter)
+        np.testing.assert_array_equal(ours.x, theirs.x)
+        assert (ours.fun, ours.nfev, ours.status, ours.message) == (theirs.fun, theirs.nfev, theirs.status,
+                                                                    theirs.message)
+    assert ours.status == 1 and "ITERATIONS REACHED LIMIT" in ours.message
+
+
+def test_expm_without_scipys_wrapper_is_scipys_expm_bit_for_bit(rng):
+    from scipy.linalg import expm
+
+    fast = notears_module._expm_function()
+    assert fast is not expm  # the check on first use accepted the fast path with this scipy
+    for scale in (1e-3, 0.1, 1.0, 4.0, 30.0):
+        A = scale * rng.normal(size=(20, 20)) ** 2
+        np.testing.assert_array_equal(fast(A), expm(A))
+    for A in (np.triu(rng.uniform(size=(7, 7))), np.tril(rng.uniform(size=(7, 7))), np.diag([0.5, 2.0]),
+              np.zeros((3, 3))):
+        np.testing.assert_array_equal(fast(A), expm(A))
+
+
+def test_fast_paths_do_not_change_the_solution(monkeypatch):
+    from scipy.linalg import expm
+
+    X, _ = simulate_notears_problem(8, "ER", 2, n=400, random_state=5)
+    W_fast, h_fast, _, history_fast = notears_linear(X)
+    monkeypatch.setattr(notears_module, "_SOLVER", [notears_module._lbfgsb_scipy])
+    monkeypatch.setattr(notears_module, "_EXPM", [expm])
+    W_public, h_public, _, history_public = notears_linear(X)
+    np.testing.assert_array_equal(W_fast, W_public)
+    assert h_fast == h_public
+    assert [r.n_evaluations for r in history_fast] == [r.n_evaluations for r in history_public]
 
 
 # ------------------------------------------------------------------ the algorithm
@@ -264,10 +307,34 @@ def test_cli_refuses_to_overwrite_and_rejects_bad_input(problem):
     assert result.exit_code == 2 and "must end in .svg or .png" in result.output
 
 
-@pytest.mark.slow
-def test_cli_prints_lavaan_fit_indices_of_the_path_model(problem):
+def test_cli_prints_the_path_model_syntax_and_its_lavaan_fit_indices(problem):
+    from latentsem.data import read_items
+    from latentsem.fit import fit_model
+
     path, _, _ = problem
     result = invoke("notears", path / "items.csv", "-o", path / "g.json", "--diagram", path / "g.png")
     assert result.exit_code == 0, result.output
-    assert "lavaan fit of the DAG as a path model (N = 1000): chisq" in result.output
     assert (path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = NOTEARS().fit(pd.read_csv(path / "items.csv"))
+    syntax = model.to_lavaan()
+    assert "".join(f"  {line}\n" for line in syntax.splitlines()) in result.output
+    ix = fit_model(syntax, read_items(path / "items.csv")).indices
+    assert (f"lavaan fit of the DAG as a path model (N = 1000): chisq {ix['chisq']:.3f}  df {ix['df']}  "
+            f"pvalue {ix['pvalue']:.3f}  cfi {ix['cfi']:.3f}  tli {ix['tli']:.3f}  rmsea {ix['rmsea']:.3f}  "
+            f"srmr {ix['srmr']:.3f}") in result.output
+
+
+def test_cli_imports_neither_semopy_nor_scipy_stats(problem):
+    # The whole-process time counts (issue 6): the path model is fitted in closed form.
+    import subprocess
+    import sys
+
+    path, _, _ = problem
+    code = ("import sys; from latentsem.cli import main\n"
+            f"try:\n    main(['notears', {str(path / 'items.csv')!r}, '-o', {str(path / 'g.json')!r}])\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "print(sorted(m for m in ('semopy', 'scipy.stats', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "lavaan fit of the DAG as a path model" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"

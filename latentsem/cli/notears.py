@@ -60,23 +60,26 @@ def _write_graph(model, output, fmt, parameters):
 
 
 def _print_fit_indices(model, data):
-    """lavaan's fit indices of the DAG as a path model among the observed items (skipped when fit.py is absent)."""
-    try:
-        from ..fit import fit_model
-    except ImportError:
-        click.echo("Fit indices skipped: latentsem.fit is not available.")
-        return
+    """The DAG as a lavaan path model: its syntax and lavaan's fit indices for it (``sem()`` defaults).
+
+    A recursive path model among observed items: fit_model solves it in
+    closed form (latentsem.pathfit), without semopy.
+    """
     syntax = model.to_lavaan()
     if not syntax:
         click.echo("Fit indices skipped: the graph has no edges.")
         return
     import warnings
 
+    from ..fit import fit_model
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit_model(syntax, data)
     ix = result.indices
     values = "  ".join(f"{key} {ix[key]:.0f}" if key == "df" else f"{key} {ix[key]:.3f}" for key in _FIT_KEYS)
+    click.echo("lavaan syntax of the DAG as a path model (lavaan: sem(model, data)):")
+    click.echo("".join(f"  {line}\n" for line in syntax.splitlines()), nl=False)
     click.echo(f"lavaan fit of the DAG as a path model (N = {ix['n']}): {values}")
     for message in result.warnings:
         click.echo(f"Warning: {message}", err=True)
@@ -97,8 +100,7 @@ def _print_fit_indices(model, data):
 @click.option("--diagram", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the graph (with --truth: true vs estimated, errors coloured) to a .svg or .png file.")
 @click.option("--fit/--no-fit", "fit_indices", default=True, show_default=True,
-              help="Fit the DAG as a lavaan path model and print its fit indices "
-                   "(imports semopy and fits by ML: several seconds).")
+              help="Print the DAG as lavaan path-model syntax and its lavaan fit indices (ML, closed form).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def command(items, dataset, columns, missing_code, output, fmt, lambda1, w_threshold, max_iter, truth, diagram,
             fit_indices, force):
