@@ -1,42 +1,49 @@
-"""Speed and accuracy of the ML score engine on LGES Phase-1 candidates (issue 2, requirement 5).
+"""Speed and accuracy of the ML score engine's exact refits on LGES Phase-1 candidates (issue 2, req. 5).
 
 Usage::
 
-    nice python benchmarks/score_speed.py [--baseline-sample 40] [--seed 3] [--repeats 3]
-        [--out reports/benchmarks/score_speed]
+    nice python benchmarks/score_speed.py [--seed 0] [--repeats 2] [--baseline-sample 40]
+        [--baseline-budget-s 0] [--baseline-cache FILE] [--out reports/benchmarks/score_speed]
+    nice python benchmarks/score_speed.py --baseline-only --baseline-cache FILE   # baseline fits only
 
 Design:
 
 * Single core: ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``
-  are set to 1 below, before numpy is imported.
+  are set to 1 below, before numpy is imported. Times are wall clock
+  (``perf_counter``) and, because the machine is shared, also the process's CPU
+  time (``process_time``), which other jobs do not inflate.
 * Data: the first graph of :func:`latentsem.simulate.gnfm.random_gnfm` with
-  p = 15 items (seed 3 by default; 6 latents in 4 groups), N = 1000 Gaussian
-  rows from :func:`~latentsem.simulate.gnfm.simulate_data`, standardized: S is
-  the correlation matrix with divisor N.
-* State: LGES's initial state (Definition 3): m = floor(15 / 2) = 7 latents, every
-  latent -> every item, complete latent DAG. Parent optimum: ``efa_ml(S, 7)``
-  polished by ``fit_specs`` with B free.
-* 200 candidates drawn as Phase 1 would from that state:
-  - all C(15, 2) = 105 line-13 candidates (k = 1) "items {i, j} are caused by one
-    fresh latent only": rows i and j keep only latent 0, the first fresh latent
-    (Alg. 1 line 18);
-  - 95 line-5..11-style candidates "item j keeps only latent l", drawn without
-    replacement from the 15 x 7 = 105 (j, l) pairs by ``default_rng(seed)``.
-* Engine, exact refit: ``fit_specs`` warm-started from the parent's optimum with
-  the removed loadings set to 0; all 200 in one batch (wall time / 200, median
-  over ``--repeats`` runs) and one candidate per call (median over candidates).
-* Baseline: ``scipy.optimize.minimize(method="L-BFGS-B")`` per candidate with
-  numerical (2-point) gradients, the same warm start, parametrization (masked
-  Lambda, lower-triangular B, psi) and bounds psi >= PSI_FLOOR * diag(S), f as
-  objective, ftol = 1e-12, gtol = 1e-9, maxiter = maxfun = 10^6. It is slow, so it
-  runs on ``--baseline-sample`` candidates chosen by ``default_rng(seed + 1)``.
-* Decision statistic per candidate: the rank statistic LGES screens line-13
-  candidates with (``LGES._rank_change``: 0.5 * sum of log of the smallest
-  eigenvalues of S_JJ Omega_JJ, Omega = S^-1), timed per candidate and compared
-  (Spearman) with the exact score drop f_candidate - f_parent over the 105 pairs.
+  p = 15 items (seed 3; 6 latents in 4 groups), N = 1000 Gaussian rows from
+  :func:`~latentsem.simulate.gnfm.simulate_data`, standardized: S is the
+  correlation matrix with divisor N.
+* State: LGES's initial state (Definition 3): m = 7 latents, every latent ->
+  every item, complete latent DAG. Parent optimum: ``efa_ml(S, 7)`` polished by
+  ``fit_specs``.
+* 200 candidates drawn as Phase 1 would from that state: all C(15, 2) = 105
+  line-13 candidates (k = 1) "items {i, j} are caused by one fresh latent only"
+  (rows i, j keep only latent 0, Alg. 1 line 18), and 95 line-5..11-style
+  candidates "item j keeps only latent l", drawn without replacement from the
+  15 x 7 (j, l) pairs by ``default_rng(3)``.
+* Engine, exact refit: ``fit_specs(masks, parents, S, starts, f_lower=f_parent)``
+  with ``starts[k] = candidate_starts(parent, mask_k, n_random=1, random_state=k)``:
+  the rotated warm start, then the zeroed warm start and one random
+  perturbation of the rotated start as restarts, skipped once a start reaches
+  the parent's f (a deletion cannot lower f); the lowest f is kept. All 200 in
+  one call (wall / 200, median over ``--repeats`` calls) and one candidate per
+  call. A diagnostic fits ``--random-restarts`` further random starts per pair.
+* Baseline: ``scipy.optimize.minimize(method="L-BFGS-B")`` per candidate,
+  numerical 2-point gradient (no jac), started from the engine's first start
+  (the rotated warm start), in the structure's own parametrization (masked
+  Lambda, lower-triangular B, psi >= PSI_FLOOR * diag(S)), ftol = 1e-12,
+  gtol = 1e-8, maxiter = 10^5, maxfun = 10^7. It needs minutes per pair
+  candidate, so it runs on ``--baseline-sample`` candidates drawn by
+  ``default_rng(4)`` (a random permutation of the 200, cut at the sample size),
+  in draw order, within ``--baseline-budget-s``; fits are kept in
+  ``--baseline-cache`` so a separate ``--baseline-only`` process can run them.
 
 The last line printed is ``median_ms_per_candidate=<value>``: the engine's exact
-refit, batched, per candidate.
+refit, all 200 candidates batched in one call, wall time / 200 (median over the
+repeats).
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ def standardized_covariance(truth, n, seed):
 
 
 def parent_optimum(S, m):
-    """efa_ml (Definition 3's state is the unrestricted m-factor model), polished with B free."""
+    """efa_ml (Definition 3's state is the unrestricted m-factor model), polished by fit_specs."""
     from latentsem.score import efa_ml, fit_specs
 
     p = S.shape[0]
@@ -94,7 +101,7 @@ def parent_optimum(S, m):
 
 
 def draw_candidates(p, m, rng):
-    """(kind, description, mask) for the 105 pairs and 95 drawn "item keeps one latent" rows."""
+    """(kind, items, mask) for the 105 pairs and 95 drawn "item keeps one latent" rows."""
     cands = []
     for i, j in itertools.combinations(range(p), 2):  # Alg. 1 line 13, k = 1
         mask = np.ones((p, m), dtype=bool)
@@ -107,61 +114,53 @@ def draw_candidates(p, m, rng):
         mask = np.ones((p, m), dtype=bool)
         mask[j] = False
         mask[j, l] = True
-        cands.append(("single", (j, l), mask))
+        cands.append(("single", (int(j), int(l)), mask))
     return cands
 
 
-def warm_start(parent, mask):
-    """The brief's warm start: the parent's optimum with the removed loadings set to 0."""
-    start = parent.copy()
-    start.Lambda[~mask] = 0.0
-    return start
+def setup(seed, n_random=1):
+    from latentsem.score import candidate_starts
 
-
-def rotated_warm_start(parent, rows, latent):
-    """The parent's optimum rotated so that ``rows`` load mostly on ``latent``, then masked.
-
-    Lambda Phi Lambda' = (Lambda C)(Lambda C)' with C = chol(Phi); a Householder
-    reflection maps the leading right singular vector of (Lambda C)[rows] to
-    e_latent, which leaves Sigma unchanged; Phi becomes I (B = 0). For one row
-    the masked start keeps the parent's f exactly (REFERENCE.md section 8,
-    "warm-started from the parent's optimum rotated").
-    """
-    from latentsem.score import Params
-
-    LC = parent.Lambda @ np.linalg.cholesky(parent.latent_covariance())
-    v = np.linalg.svd(LC[list(rows)])[2][0]
-    target = np.zeros_like(v)
-    target[latent] = 1.0 if v[latent] >= 0 else -1.0
-    u = v - target
-    H = np.eye(len(v)) if u @ u < 1e-30 else np.eye(len(v)) - 2 * np.outer(u, u) / (u @ u)
-    m = len(v)
-    return Params(LC @ H, np.zeros((m, m)), parent.psi.copy())
+    graph_seed, truth = first_graph_with_items(P_ITEMS, seed)
+    S = standardized_covariance(truth, N_ROWS, 1000 + graph_seed)
+    m = P_ITEMS // 2
+    parents = np.tril(np.ones((m, m), dtype=bool), -1)
+    parent = parent_optimum(S, m)
+    cands = draw_candidates(P_ITEMS, m, np.random.default_rng(graph_seed))
+    masks = np.stack([c[2] for c in cands])
+    starts = [candidate_starts(parent[1], mk, n_random=n_random, random_state=k) for k, mk in enumerate(masks)]
+    return graph_seed, truth, S, parents, parent, cands, masks, starts
 
 
 # ----------------------------------------------------------------- engine
-def engine_batched(masks, parents, S, starts, repeats):
+def engine_batched(masks, parents, S, starts, f_parent, repeats):
     from latentsem.score import fit_specs
 
-    times, out = [], None
+    wall, cpu, out = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fit_specs(masks, parents, S, starts)
-        times.append(time.perf_counter() - t0)
-    f, _, converged, n_iter = out
-    return f, converged, n_iter, times
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = fit_specs(masks, parents, S, starts, f_lower=f_parent)
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return out, wall, cpu
 
 
-def engine_single(masks, parents, S, starts):
+def engine_single(masks, parents, S, starts, f_parent):
     from latentsem.score import fit_specs
 
-    f, times, converged = np.empty(len(masks)), np.empty(len(masks)), np.empty(len(masks), dtype=bool)
-    for k in range(len(masks)):
-        t0 = time.perf_counter()
-        fk, _, ck, _ = fit_specs(masks[k:k + 1], parents, S, starts[k:k + 1])
-        times[k] = time.perf_counter() - t0
-        f[k], converged[k] = fk[0], ck[0]
-    return f, times, converged
+    K = len(masks)
+    wall, cpu, f, params = np.empty(K), np.empty(K), np.empty(K), []
+    for k in range(K):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fk, pk, _, _ = fit_specs(masks[k:k + 1], parents, S, starts[k:k + 1], f_lower=f_parent)
+        wall[k], cpu[k] = time.perf_counter() - w0, time.process_time() - c0
+        f[k] = fk[0]
+        params.append(pk[0])
+    return f, params, wall, cpu
+
+
+def identical(a, b):
+    return all(np.array_equal(getattr(a, n), getattr(b, n)) for n in ("Lambda", "B", "psi"))
 
 
 # --------------------------------------------------------------- baseline
@@ -183,7 +182,7 @@ def discrepancy(Lambda, B, psi, S):
 
 
 def baseline_fit(mask, S, start, floor):
-    """Plain L-BFGS-B with numerical gradients, same parametrization and bounds as the engine."""
+    """Plain L-BFGS-B with numerical gradients in the structure's parametrization (Lambda, B, psi)."""
     from scipy.optimize import minimize
 
     p, m = mask.shape
@@ -200,14 +199,56 @@ def baseline_fit(mask, S, start, floor):
 
     x0 = np.concatenate([start.Lambda[lam_idx], start.B[rows, cols], np.maximum(start.psi, floor)])
     bounds = [(None, None)] * (n_lam + n_b) + [(lo, None) for lo in floor]
-    t0 = time.perf_counter()
+    w0, c0 = time.perf_counter(), time.process_time()
     res = minimize(lambda x: discrepancy(*unpack(x), S), x0, method="L-BFGS-B", bounds=bounds,
-                   options={"ftol": 1e-12, "gtol": 1e-9, "maxiter": 10**6, "maxfun": 10**6})
-    return float(res.fun), time.perf_counter() - t0, int(res.nit), int(res.nfev), str(res.message)
+                   options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 10**5, "maxfun": 10**7})
+    return {"f_baseline": float(res.fun), "ms": (time.perf_counter() - w0) * 1e3,
+            "cpu_ms": (time.process_time() - c0) * 1e3, "nit": int(res.nit), "nfev": int(res.nfev),
+            "message": str(res.message)}
+
+
+def baseline_sample(graph_seed, n):
+    return [int(k) for k in np.random.default_rng(graph_seed + 1).permutation(N_CANDIDATES)[:n]]
+
+
+def load_cache(path, graph_seed):
+    if path is None or not Path(path).exists():
+        return {}
+    data = json.loads(Path(path).read_text())
+    if data.get("graph_seed") != graph_seed:
+        return {}
+    return {int(k): v for k, v in data["fits"].items()}
+
+
+def save_cache(path, graph_seed, fits):
+    if path is not None:
+        Path(path).write_text(json.dumps({"graph_seed": graph_seed, "fits": {str(k): v for k, v in fits.items()}}))
+
+
+def run_baseline(args, graph_seed, S, cands, masks, starts, budget_s):
+    """Baseline fits of the sample, in draw order, new ones only within ``budget_s``; cached."""
+    from latentsem.score import PSI_FLOOR
+
+    floor = PSI_FLOOR * np.diag(S)
+    fits = load_cache(args.baseline_cache, graph_seed)
+    end = time.perf_counter() + budget_s
+    order = baseline_sample(graph_seed, args.baseline_sample)
+    for k in order[::-1] if args.baseline_reverse else order:
+        fits = {**load_cache(args.baseline_cache, graph_seed), **fits}  # a concurrent run may have added fits
+        if k in fits:
+            continue
+        if time.perf_counter() > end:
+            break
+        fits[k] = baseline_fit(masks[k], S, starts[k][0], floor)
+        fits = {**load_cache(args.baseline_cache, graph_seed), **fits}  # a concurrent run may have added fits
+        save_cache(args.baseline_cache, graph_seed, fits)
+        print(f"baseline: candidate {k} ({cands[k][0]}) f {fits[k]['f_baseline']:.10f} "
+              f"{fits[k]['ms'] / 1e3:.1f} s, {fits[k]['message']}", flush=True)
+    return fits
 
 
 # ----------------------------------------------------- decision statistic
-def rank_statistics(S, n, pairs):
+def rank_statistics(S, pairs):
     """LGES's line-13 screen (``LGES._rank_change(J, 1)``) per pair, and the time per candidate."""
     from latentsem.lges import LGES
 
@@ -225,141 +266,6 @@ def spearman(a, b):
     return float(spearmanr(a, b).statistic)
 
 
-# ------------------------------------------------------------------ report
-def agreement(diff):
-    return {"within_1e-6": int(np.sum(np.abs(diff) <= AGREE)),
-            "engine_lower": int(np.sum(diff < -AGREE)),
-            "baseline_lower": int(np.sum(diff > AGREE))}
-
-
-def summarize(r):
-    """Table rows: what, what it measures, ms per candidate, ratio to the baseline's median."""
-    base_med = r["baseline"]["median_ms"]
-
-    def ratio(ms):
-        return f"{ms / base_med:.2e}" if base_med else "n/a"
-
-    eng_ms = r["engine_batched_ms_per_candidate"]
-    single = r["engine_single"]
-    rows = [
-        ("engine, exact refit, zeroed warm start, batched (200 in one call)", "exact refit",
-         f"{eng_ms:.2f} (wall / 200, median of {r['repeats']} runs)", ratio(eng_ms)),
-        ("engine, exact refit, zeroed warm start, one candidate per call", "exact refit",
-         f"{single['median_ms']:.2f} (median over 200)", ratio(single["median_ms"])),
-    ]
-    if single["median_ms_on_baseline_sample"] is not None:
-        rows.append(("engine, one candidate per call, on the baseline's candidates", "exact refit",
-                     f"{single['median_ms_on_baseline_sample']:.2f} (median over {r['baseline']['n']})",
-                     ratio(single["median_ms_on_baseline_sample"])))
-    rows.append(("engine, exact refit, rotated warm start, batched (not in the brief)", "exact refit",
-                 f"{r['engine_rotated']['batched_ms_per_candidate']:.2f} (wall / 200, one run)",
-                 ratio(r["engine_rotated"]["batched_ms_per_candidate"])))
-    if base_med:
-        rows.append(("baseline: scipy L-BFGS-B, numerical gradient, zeroed warm start", "exact refit",
-                     f"{base_med:.0f} (median over {r['baseline']['n']})", "1"))
-    rows.append(("rank statistic screen (LGES._rank_change)", "decision statistic per candidate",
-                 f"{r['rank_statistic']['ms_per_candidate']:.4f} (mean over 105 pairs)",
-                 ratio(r["rank_statistic"]["ms_per_candidate"])))
-    return rows
-
-
-def write_markdown(path, r):
-    a, b, rot, d = r["agreement"], r["baseline"], r["engine_rotated"], r["drops"]
-    msgs = ", ".join(f"{k!r} x {v}" for k, v in b["messages"].items())
-    lines = [
-        "# Score engine speed on LGES Phase-1 candidates (issue 2, requirement 5)",
-        "",
-        f"Written by `benchmarks/score_speed.py` on {r['written']}; {r['machine']}. "
-        "Single core: OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1 set before numpy is imported. "
-        "Absolute times are inflated and noisy on this shared machine (the two batched engine runs took "
-        f"{', '.join(f'{t:.1f}' for t in r['engine_batched_wall_s'])} s for the 200); the baseline's fits ran in "
-        "separate pieces (`--baseline-only`) under similar load, so the ratios are rough.",
-        "",
-        f"- Data: `random_gnfm({r['graph_seed']})` (the first default GNFM graph with 15 items: "
-        f"{r['true_latents']} latents in groups {r['true_groups']}), N = {r['n']} Gaussian rows "
-        f"(`simulate_data`, random_state {r['data_seed']}), standardized: S = correlation matrix, divisor N.",
-        "- State: LGES's initial state (Definition 3): m = 7 latents, every loading, complete latent DAG. "
-        f"Parent optimum: `efa_ml(S, 7)` polished by `fit_specs` with B free: f_parent = {r['parent']['f']:.8f} "
-        f"({r['parent']['n_iter']} polish iterations, converged {r['parent']['converged']}), "
-        f"2N(f_parent - f_saturated) = {r['parent']['chi2']:.2f}; "
-        f"`score_spec(initial state, n_restarts=8, random_state=0)` ends {r['parent']['score_ml_minus_efa']:+.1e} "
-        "from it.",
-        "- 200 candidates: all C(15,2) = 105 line-13 candidates (k = 1) \"items {i, j} caused by one fresh latent "
-        "only\" (rows i, j keep only latent 0, the first fresh latent, Alg. 1 line 18), and 95 line-5..11-style "
-        "candidates \"item j keeps only latent l\", drawn without replacement from the 15 x 7 (j, l) pairs with "
-        f"`default_rng({r['graph_seed']})`.",
-        "- Engine: `fit_specs` warm-started from the parent's optimum with the removed loadings set to 0 "
-        "(\"zeroed warm start\", as the brief asks). Added for diagnosis: the same fit from a \"rotated warm "
-        "start\" (the parent's optimum rotated so that the restricted rows load mostly on the kept latent, "
-        "then masked; Sigma unchanged by the rotation).",
-        "- Baseline: `scipy.optimize.minimize(method=\"L-BFGS-B\")` per candidate, numerical 2-point gradient "
-        "(no jac), the zeroed warm start, the same parametrization (masked Lambda, lower-triangular B, psi), "
-        "bounds psi >= PSI_FLOOR * diag(S), ftol 1e-12, gtol 1e-9, maxiter = maxfun = 10^6. It needs minutes per "
-        f"candidate, so it ran on {b['n']} of {b['n_planned']} candidates drawn with "
-        f"`default_rng({r['graph_seed'] + 1})` ({b['n_pairs']} pairs, {b['n'] - b['n_pairs']} single rows; "
-        f"the first {b['n']} of that draw, in draw order, that the time budget allowed: one baseline fit took minutes on this loaded machine). The rank statistic's "
-        "time comes from the run that wrote this file.",
-        "",
-        "## Time per candidate (single core)",
-        "",
-        "| what | measures | ms per candidate | ratio to baseline median |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {w} | {m_} | {ms} | {q} |" for w, m_, ms, q in summarize(r)]
-    e = r["engine"]
-    lines += [
-        "",
-        f"Engine iterations (zeroed start, batched): median {e['median_iter']}, max {e['max_iter']}; "
-        f"converged {e['n_converged']} of 200 (the rest stopped at max_iter = 500). Batched and one-per-call f "
-        f"differ by more than 1e-10 in {r['engine_single']['n_differ_vs_batched']} candidates "
-        f"({r['engine_single']['n_differ_vs_batched_converged']} of them converged in both), by up to "
-        f"{r['engine_single']['max_abs_diff_vs_batched']:.1e}: the same start gives a different end point when "
-        "the batch around it changes. Rotated start: median "
-        f"{rot['median_iter']} iterations, {rot['n_converged']} of 200 converged.",
-        "",
-        "## Agreement with the baseline",
-        "",
-    ]
-    if b["n"]:
-        lines += [
-            f"f_engine - f_baseline on the {b['n']} baseline candidates (same zeroed start): {a['within_1e-6']} "
-            f"within 1e-6, the engine lower by more than 1e-6 in {a['engine_lower']}, the baseline lower by more "
-            f"than 1e-6 in {a['baseline_lower']}; differences from {r['diff']['min']:+.2e} to "
-            f"{r['diff']['max']:+.2e} (median {r['diff']['median']:+.2e}). Engine from the rotated start against "
-            f"the same baseline fits: {rot['agreement_with_baseline']['within_1e-6']} within 1e-6, engine lower in "
-            f"{rot['agreement_with_baseline']['engine_lower']}, baseline lower in "
-            f"{rot['agreement_with_baseline']['baseline_lower']}. The baseline's stops: {msgs}; with the "
-            "evaluation limit reached it had not met its own tolerances.",
-            "",
-        ]
-    lines += [
-        f"Over all 200, the rotated start ends lower than the zeroed start by more than 1e-6 in "
-        f"{rot['n_lower_than_zeroed_start']} candidates and higher in {rot['n_higher_than_zeroed_start']}. "
-        "Local optima exist on this state (REFERENCE.md section 8); here the zeroed start is the main source.",
-        "",
-        "## Exact score drops and the decision statistic",
-        "",
-        f"- \"Item j keeps only latent l\" (95): the rotation freedom makes the optimum equal the parent's "
-        f"(drop 0). From the zeroed start {d['single_above_1e-6']} of 95 end more than 1e-6 above the parent "
-        f"(largest {d['single_max_abs']:.2e}); taking the better of both starts, {d['single_above_1e-6_best_start']}.",
-        f"- Pairs (105), zeroed start: drop f_candidate - f_parent median {d['pair_median']:.2e}, range "
-        f"[{d['pair_min']:.2e}, {d['pair_max']:.2e}]. True pairs (both items pure children of one true "
-        f"one-latent group): {d['n_true_pairs']}, drops {d['true_pair_drops']} (zeroed start), "
-        f"{d['true_pair_drops_best_start']} (better of both starts). Candidates ending below the parent by more "
-        f"than 1e-8: {d['n_below_parent']}.",
-        f"- Rank statistic (`LGES._rank_change(J, 1)`): {r['rank_statistic']['ms_per_candidate'] * 1e3:.0f} us per "
-        f"candidate; Spearman with the exact drop over the 105 pairs: {r['rank_statistic']['spearman']:.3f} "
-        f"(zeroed start), {r['rank_statistic']['spearman_best_start']:.3f} (better of both starts); median "
-        f"|statistic - drop| {r['rank_statistic']['median_abs_diff']:.1e}.",
-        "",
-        f"median_ms_per_candidate={r['engine_batched_ms_per_candidate']:.4f} (engine, exact refit, zeroed warm "
-        "start, batched)",
-        "",
-    ]
-    Path(path).write_text("\n".join(lines))
-
-
-# -------------------------------------------------------------------- main
 def true_pairs(truth, pairs):
     """Pairs of items that are pure children of the same one-latent group."""
     L = truth.loading_mask()
@@ -369,187 +275,315 @@ def true_pairs(truth, pairs):
             if i in pure and j in pure and pure[i] == pure[j] and pure[i] in single]
 
 
-def previous_run(out, graph_seed, data_seed):
-    """The record of an earlier run on the same data, or None."""
-    path = Path(out).with_suffix(".json")
-    if not path.exists():
-        return None
-    old = json.loads(path.read_text())
-    if (old.get("graph_seed"), old.get("data_seed")) != (graph_seed, data_seed):
-        return None
-    return old
-
-
-def previous_baseline(out, graph_seed, data_seed):
-    """Baseline fits of an earlier run on the same data (the baseline is run in pieces)."""
-    old = previous_run(out, graph_seed, data_seed)
-    return {} if old is None else {int(b["index"]): b for b in old.get("baseline_candidates", [])}
+# -------------------------------------------------------------------- main
+def agreement(diff):
+    return {"n": int(len(diff)), "within_1e-6": int(np.sum(np.abs(diff) <= AGREE)),
+            "engine_lower": int(np.sum(diff < -AGREE)), "baseline_lower": int(np.sum(diff > AGREE))}
 
 
 def run(args):
-    from latentsem.score import PSI_FLOOR, ScoreSpec, fit_specs, saturated_f, score_spec
+    from latentsem.score import fit_specs, saturated_f
 
-    graph_seed, truth = first_graph_with_items(P_ITEMS, args.seed)
-    data_seed = 1000 + graph_seed
-    S = standardized_covariance(truth, N_ROWS, data_seed)
-    p, m = P_ITEMS, P_ITEMS // 2
-    parents = np.tril(np.ones((m, m), dtype=bool), -1)
-    f_parent, parent, parent_conv, parent_iter = parent_optimum(S, m)
-    multi = score_spec(ScoreSpec(np.ones((p, m), bool), parents), S, N_ROWS, n_restarts=8, random_state=0)
-
-    rng = np.random.default_rng(graph_seed)
-    cands = draw_candidates(p, m, rng)
-    masks = np.stack([c[2] for c in cands])
-    starts = [warm_start(parent, mk) for mk in masks]
-    print(f"graph seed {graph_seed}: {len(truth.latent)} latents, groups {truth.groups}; f_parent {f_parent:.8f}",
+    graph_seed, truth, S, parents, parent, cands, masks, starts = setup(args.seed, args.engine_random)
+    f_parent, parent_params, parent_conv, parent_iter = parent
+    print(f"graph seed {graph_seed}: {len(truth.latent)} latents, groups {truth.groups}; f_parent {f_parent:.10f}",
           flush=True)
+    kinds = np.array([c[0] for c in cands])
+    pair, single = kinds == "pair", kinds == "single"
 
-    previous = previous_run(args.out, graph_seed, data_seed) if args.baseline_only else None
-    if previous is not None:  # engine figures of the earlier run on the same data; only the baseline runs
-        c_old = previous["candidates"]
-        f_eng, conv, n_iter = (np.array([c[key] for c in c_old]) for key in ("f_engine", "converged", "n_iter"))
-        times = previous["engine_batched_wall_s"]
-        f_single = np.array([c["f_engine_single"] for c in c_old])
-        single_times = np.array([c["engine_single_ms"] for c in c_old]) / 1e3
-        single_conv = np.array([c.get("converged_single", True) for c in c_old])
-        f_rot, conv_rot, n_iter_rot = (np.array([c[key] for c in c_old]) for key in
-                                       ("f_engine_rotated_start", "converged_rotated_start", "n_iter_rotated_start"))
-        rot_ms = previous["engine_rotated"]["batched_ms_per_candidate"]
-        args.repeats = previous["repeats"]
-    else:
-        f_eng, conv, n_iter, times = engine_batched(masks, parents, S, starts, args.repeats)
-        print(f"engine batched: {[round(t, 2) for t in times]} s for 200", flush=True)
-        f_single, single_times, single_conv = engine_single(masks, parents, S, starts)
-        print(f"engine single: median {np.median(single_times) * 1e3:.1f} ms", flush=True)
-        rot_starts = [warm_start(rotated_warm_start(parent, c[1] if c[0] == "pair" else c[1][:1],
-                                                    0 if c[0] == "pair" else c[1][1]), c[2]) for c in cands]
-        t0 = time.perf_counter()
-        f_rot, _, conv_rot, n_iter_rot = fit_specs(masks, parents, S, rot_starts)
-        rot_ms = (time.perf_counter() - t0) / N_CANDIDATES * 1e3
-        print(f"engine batched, rotated start: {rot_ms:.1f} ms per candidate", flush=True)
-    batched_ms = float(np.median(times)) / N_CANDIDATES * 1e3
+    (f_eng, params_eng, conv, n_iter), wall, cpu = engine_batched(masks, parents, S, starts, f_parent, args.repeats)
+    print(f"engine batched: wall {[round(t, 2) for t in wall]} s, cpu {[round(t, 2) for t in cpu]} s for 200",
+          flush=True)
+    f_one, params_one, wall_one, cpu_one = engine_single(masks, parents, S, starts, f_parent)
+    print(f"engine one per call: median wall {np.median(wall_one) * 1e3:.2f} ms", flush=True)
+    same = np.array([f_one[k] == f_eng[k] and identical(params_one[k], params_eng[k]) for k in range(len(cands))])
 
-    sample = np.random.default_rng(graph_seed + 1).choice(N_CANDIDATES, args.baseline_sample, replace=False)
-    floor = PSI_FLOOR * np.diag(S)
-    done = previous_baseline(args.out, graph_seed, data_seed)
-    budget_end = time.perf_counter() + args.baseline_budget_s
-    for k in sample:
-        if int(k) in done or time.perf_counter() > budget_end:
-            continue
-        f_b, secs, nit, nfev, message = baseline_fit(masks[k], S, starts[k], floor)
-        done[int(k)] = {"index": int(k), "f_baseline": f_b, "ms": secs * 1e3, "nit": nit, "nfev": nfev,
-                        "message": message}
-        print(f"baseline: candidate {k} f {f_b:.8f} engine {f_eng[k]:.8f} {secs:.1f} s", flush=True)
-    base_idx = np.array(sorted(k for k in done if k in set(sample.tolist())), dtype=int)
-    base = [done[k] for k in base_idx]
-    for b in base:
-        b["f_engine_minus_baseline"] = float(f_eng[b["index"]] - b["f_baseline"])
-        b["f_engine_rotated_minus_baseline"] = float(f_rot[b["index"]] - b["f_baseline"])
+    # Diagnostics: each start alone (no restart), all 200 batched.
+    per_start = {}
+    for s, name in enumerate(("rotated", "zeroed")):
+        w0 = time.perf_counter()
+        f_s, _, conv_s, it_s = fit_specs(masks, parents, S, [st[s] for st in starts])
+        per_start[name] = {"f": f_s, "converged": conv_s, "n_iter": it_s,
+                           "ms_per_candidate": (time.perf_counter() - w0) / N_CANDIDATES * 1e3}
+    rot, zer = per_start["rotated"]["f"], per_start["zeroed"]["f"]
+
+    # Diagnostic: do random restarts (candidate_starts' n_random) find lower optima on the pairs?
+    from latentsem.score import candidate_starts
+
+    pair_idx = np.flatnonzero(np.array([c[0] == "pair" for c in cands]))
+    first = 2 + args.engine_random  # the random starts after the engine's own (same generator)
+    extra = [candidate_starts(parent_params, masks[k], n_random=args.engine_random + args.random_restarts,
+                              random_state=int(k))[first:] for k in pair_idx]
+    c0 = time.process_time()
+    f_rand, _, _, _ = fit_specs(masks[pair_idx], parents, S, extra) if args.random_restarts else (f_eng[pair_idx],) * 4
+    rand_cpu = (time.process_time() - c0) / len(pair_idx) * 1e3
+    gain = f_eng[pair_idx] - np.minimum(f_eng[pair_idx], f_rand)
+
+    fits = run_baseline(args, graph_seed, S, cands, masks, starts, args.baseline_budget_s)
+    base_idx = [k for k in baseline_sample(graph_seed, args.baseline_sample) if k in fits]
+    base = [{"index": k, "kind": cands[k][0], "items": list(cands[k][1]), **fits[k],
+             "f_engine": float(f_eng[k]), "f_engine_minus_baseline": float(f_eng[k] - fits[k]["f_baseline"]),
+             "f_rotated_start_only_minus_baseline": float(rot[k] - fits[k]["f_baseline"])} for k in base_idx]
     diff = np.array([b["f_engine_minus_baseline"] for b in base])
-    diff_rot = np.array([b["f_engine_rotated_minus_baseline"] for b in base])
+    diff_rot = np.array([b["f_rotated_start_only_minus_baseline"] for b in base])
     base_ms = np.array([b["ms"] for b in base])
+    base_cpu = np.array([b["cpu_ms"] for b in base])
+    base_pair = np.array([b["kind"] == "pair" for b in base], dtype=bool)
     messages = {}
     for b in base:
         messages[b["message"]] = messages.get(b["message"], 0) + 1
 
     pairs = [c[1] for c in cands if c[0] == "pair"]
     n_pairs = len(pairs)
-    best = np.minimum(f_eng, f_rot)
     drops = f_eng - f_parent
-    stats, rank_s = rank_statistics(S, N_ROWS, pairs)
+    stats, rank_s = rank_statistics(S, pairs)
     tp = true_pairs(truth, pairs)
+
+    def med(x):
+        return float(np.median(x)) if len(x) else None
 
     return {
         "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs shared with other jobs "
                    f"(load average {os.getloadavg()[0]:.1f} at the end), python {platform.python_version()}, "
                    f"numpy {np.__version__}",
-        "graph_seed": graph_seed, "data_seed": data_seed, "n": N_ROWS,
+        "graph_seed": graph_seed, "data_seed": 1000 + graph_seed, "n": N_ROWS,
         "true_latents": len(truth.latent), "true_groups": [list(g) for g in truth.groups],
-        "repeats": args.repeats,
+        "repeats": args.repeats, "engine_random": args.engine_random,
         "parent": {"f": f_parent, "converged": parent_conv, "n_iter": parent_iter,
-                   "chi2": 2 * N_ROWS * (f_parent - saturated_f(S)),
-                   "score_ml_minus_efa": multi.f - f_parent},
-        "engine_batched_ms_per_candidate": batched_ms,
-        "engine_batched_wall_s": times,
+                   "chi2": 2 * N_ROWS * (f_parent - saturated_f(S))},
+        "engine_batched_ms_per_candidate": float(np.median(wall)) / N_CANDIDATES * 1e3,
+        "engine_batched_cpu_ms_per_candidate": float(np.median(cpu)) / N_CANDIDATES * 1e3,
+        "engine_batched_wall_s": wall, "engine_batched_cpu_s": cpu,
+        "engine_single": {"median_ms": med(wall_one * 1e3), "mean_ms": float(np.mean(wall_one) * 1e3),
+                          "median_cpu_ms": med(cpu_one * 1e3), "mean_cpu_ms": float(np.mean(cpu_one) * 1e3),
+                          "median_ms_pairs": med(wall_one[pair] * 1e3), "median_ms_singles": med(wall_one[single] * 1e3),
+                          "median_cpu_ms_pairs": med(cpu_one[pair] * 1e3),
+                          "median_cpu_ms_singles": med(cpu_one[single] * 1e3),
+                          "n_identical_to_batched": int(same.sum())},
         "engine": {"median_iter": int(np.median(n_iter)), "max_iter": int(n_iter.max()),
-                   "n_converged": int(conv.sum())},
-        "engine_single": {"median_ms": float(np.median(single_times) * 1e3),
-                          "median_ms_on_baseline_sample": float(np.median(single_times[base_idx]) * 1e3)
-                          if len(base_idx) else None,
-                          "max_abs_diff_vs_batched": float(np.abs(f_single - f_eng).max()),
-                          "n_differ_vs_batched": int(np.sum(np.abs(f_single - f_eng) > 1e-10)),
-                          "n_differ_vs_batched_converged": int(np.sum((np.abs(f_single - f_eng) > 1e-10) & conv
-                                                                      & single_conv))},
-        "engine_rotated": {"batched_ms_per_candidate": rot_ms, "median_iter": int(np.median(n_iter_rot)),
-                           "n_converged": int(conv_rot.sum()),
-                           "n_lower_than_zeroed_start": int(np.sum(f_rot < f_eng - AGREE)),
-                           "n_higher_than_zeroed_start": int(np.sum(f_rot > f_eng + AGREE)),
-                           "agreement_with_baseline": agreement(diff_rot)},
-        "baseline": {"n": int(len(base_idx)), "n_planned": int(len(sample)),
-                     "n_pairs": int(np.sum(base_idx < n_pairs)),
-                     "median_ms": float(np.median(base_ms)) if len(base) else None,
-                     "min_ms": float(base_ms.min()) if len(base) else None,
-                     "max_ms": float(base_ms.max()) if len(base) else None,
-                     "median_nit": int(np.median([b["nit"] for b in base])) if len(base) else None,
-                     "median_nfev": int(np.median([b["nfev"] for b in base])) if len(base) else None,
+                   "median_iter_pairs": int(np.median(n_iter[pair])), "median_iter_singles": int(np.median(n_iter[single])),
+                   "n_converged": int(conv.sum()),
+                   "n_restart_skipped": int(np.sum(per_start["rotated"]["f"] <= f_parent + 1e-9)),
+                   "n_zeroed_start_better": int(np.sum(zer < rot - AGREE)),
+                   "n_rotated_start_better": int(np.sum(rot < zer - AGREE))},
+        "random_restarts": {"n": args.random_restarts, "cpu_ms_per_pair": rand_cpu,
+                            "n_lower_1e-6": int(np.sum(gain > AGREE)), "n_lower_1e-4": int(np.sum(gain > 1e-4)),
+                            "n_lower_1e-3": int(np.sum(gain > 1e-3)), "max_gain": float(gain.max()),
+                            "f_pairs": [float(x) for x in f_rand]},
+        "per_start": {name: {"ms_per_candidate": v["ms_per_candidate"], "median_iter": int(np.median(v["n_iter"])),
+                             "n_converged": int(v["converged"].sum())} for name, v in per_start.items()},
+        "baseline": {"n": len(base), "n_planned": args.baseline_sample, "n_pairs": int(base_pair.sum()),
+                     "median_ms": med(base_ms), "median_cpu_ms": med(base_cpu),
+                     "mean_ms": float(np.mean(base_ms)) if len(base) else None,
+                     "mean_cpu_ms": float(np.mean(base_cpu)) if len(base) else None,
+                     "median_ms_pairs": med(base_ms[base_pair]), "median_ms_singles": med(base_ms[~base_pair]),
+                     "median_cpu_ms_pairs": med(base_cpu[base_pair]), "median_cpu_ms_singles": med(base_cpu[~base_pair]),
+                     "median_nit": med([b["nit"] for b in base]), "median_nfev": med([b["nfev"] for b in base]),
                      "messages": messages},
-        "agreement": agreement(diff),
+        "agreement": agreement(diff), "agreement_rotated_start_only": agreement(diff_rot),
         "diff": {"min": float(diff.min()), "median": float(np.median(diff)), "max": float(diff.max())}
         if len(diff) else {},
         "drops": {"pair_median": float(np.median(drops[:n_pairs])), "pair_min": float(drops[:n_pairs].min()),
                   "pair_max": float(drops[:n_pairs].max()), "n_true_pairs": len(tp),
-                  "true_pair_drops": [float(f"{drops[k]:.2e}") for k in tp],
-                  "true_pair_drops_best_start": [float(f"{best[k] - f_parent:.2e}") for k in tp],
-                  "single_median": float(np.median(drops[n_pairs:])),
+                  "true_pair_drops": [float(f"{drops[k]:.3e}") for k in tp],
                   "single_max_abs": float(np.abs(drops[n_pairs:]).max()),
-                  "single_above_1e-6": int(np.sum(drops[n_pairs:] > AGREE)),
-                  "single_above_1e-6_best_start": int(np.sum(best[n_pairs:] - f_parent > AGREE)),
-                  "n_below_parent": int(np.sum(best < f_parent - 1e-8))},
-        "rank_statistic": {"ms_per_candidate": rank_s * 1e3,
-                           "spearman": spearman(stats, drops[:n_pairs]),
-                           "spearman_best_start": spearman(stats, best[:n_pairs] - f_parent),
-                           "median_abs_diff": float(np.median(np.abs(stats - (best[:n_pairs] - f_parent))))},
+                  "n_below_parent": int(np.sum(f_eng < f_parent - 1e-8))},
+        "rank_statistic": {"ms_per_candidate": rank_s * 1e3, "spearman": spearman(stats, drops[:n_pairs]),
+                           "median_abs_diff": float(np.median(np.abs(stats - drops[:n_pairs])))},
         "candidates": [{"kind": c[0], "items": [int(x) for x in c[1]], "f_engine": float(f_eng[k]),
-                        "f_engine_single": float(f_single[k]), "engine_single_ms": float(single_times[k] * 1e3),
-                        "converged_single": bool(single_conv[k]),
-                        "n_iter": int(n_iter[k]), "converged": bool(conv[k]),
-                        "f_engine_rotated_start": float(f_rot[k]), "converged_rotated_start": bool(conv_rot[k]),
-                        "n_iter_rotated_start": int(n_iter_rot[k]),
+                        "converged": bool(conv[k]), "n_iter": int(n_iter[k]),
+                        "f_rotated_start_only": float(rot[k]), "f_zeroed_start_only": float(zer[k]),
+                        "engine_single_ms": float(wall_one[k] * 1e3), "engine_single_cpu_ms": float(cpu_one[k] * 1e3),
+                        "identical_batched_and_single": bool(same[k]),
                         **({"rank_statistic": float(stats[k])} if k < n_pairs else {})}
                        for k, c in enumerate(cands)],
         "baseline_candidates": base,
     }
 
 
+def summarize(r):
+    """Table rows: what, ms per candidate (wall), CPU ms, ratio of CPU ms to the baseline's on the same kind."""
+    b, e1 = r["baseline"], r["engine_single"]
+
+    def ratio(ms, base):
+        return f"{ms / base:.1e}" if base else "n/a"
+
+    mix = None  # the baseline's per-kind medians weighted to the 200's mix (105 pairs, 95 single rows)
+    if b["median_cpu_ms_pairs"] is not None and b["median_cpu_ms_singles"] is not None:
+        mix = (105 * b["median_cpu_ms_pairs"] + 95 * b["median_cpu_ms_singles"]) / N_CANDIDATES
+
+    rows = [
+        ("engine, exact refit, all 200 batched in one call (wall / 200, median of "
+         f"{r['repeats']} calls)", f"{r['engine_batched_ms_per_candidate']:.2f}",
+         f"{r['engine_batched_cpu_ms_per_candidate']:.2f}", ratio(r["engine_batched_cpu_ms_per_candidate"], mix)),
+        ("engine, exact refit, one candidate per call (median over 200)", f"{e1['median_ms']:.2f}",
+         f"{e1['median_cpu_ms']:.2f}", ""),
+        ("engine, one per call, mean over 200", f"{e1['mean_ms']:.2f}", f"{e1['mean_cpu_ms']:.2f}", ""),
+        ("engine, one per call, median over the 105 pairs", f"{e1['median_ms_pairs']:.2f}",
+         f"{e1['median_cpu_ms_pairs']:.2f}", ratio(e1["median_cpu_ms_pairs"], b["median_cpu_ms_pairs"])),
+        ("engine, one per call, median over the 95 single rows", f"{e1['median_ms_singles']:.2f}",
+         f"{e1['median_cpu_ms_singles']:.2f}", ratio(e1["median_cpu_ms_singles"], b["median_cpu_ms_singles"])),
+    ]
+    if b["n"]:
+        rows += [
+            (f"baseline: scipy L-BFGS-B, numerical gradient, rotated start, median over its {b['n']}",
+             f"{b['median_ms']:.0f}", f"{b['median_cpu_ms']:.0f}", ""),
+            ("baseline, medians by kind weighted to the 200's mix (105 pairs, 95 single rows)", "",
+             f"{mix:.0f}" if mix else "", "1"),
+            (f"baseline, median over its {b['n_pairs']} pairs", f"{b['median_ms_pairs']:.0f}",
+             f"{b['median_cpu_ms_pairs']:.0f}", "1"),
+            (f"baseline, median over its {b['n'] - b['n_pairs']} single rows", f"{b['median_ms_singles']:.0f}",
+             f"{b['median_cpu_ms_singles']:.0f}", "1"),
+        ]
+    rows.append(("rank statistic screen (LGES._rank_change), a decision statistic, not a refit",
+                 f"{r['rank_statistic']['ms_per_candidate']:.3f}", "", ""))
+    return rows
+
+
+def write_markdown(path, r):
+    a, b, e, e1, d = r["agreement"], r["baseline"], r["engine"], r["engine_single"], r["drops"]
+    ar = r["agreement_rotated_start_only"]
+    msgs = ", ".join(f"{k!r} x {v}" for k, v in b["messages"].items())
+    ps = r["per_start"]
+    rr = r["random_restarts"]
+    lines = [
+        "# Score engine: exact refits of LGES Phase-1 candidates (issue 2, requirement 5)",
+        "",
+        f"Written by `benchmarks/score_speed.py` on {r['written']}; {r['machine']}. Single core: "
+        "OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1 before numpy is imported. The machine is "
+        "shared with other jobs, which inflates wall times; the CPU column (process CPU time) is what one core "
+        "spent. The baseline's fits ran before this run, in a separate `--baseline-only` process while the machine "
+        "was loaded (load average about 4-5), and were read from its cache; compare the CPU columns.",
+        "",
+        f"- Data: `random_gnfm({r['graph_seed']})` (the first default GNFM graph with 15 items: "
+        f"{r['true_latents']} latents in groups {r['true_groups']}), N = {r['n']} Gaussian rows "
+        f"(`simulate_data`, random_state {r['data_seed']}), standardized: S = correlation matrix, divisor N.",
+        "- State: LGES's initial state (Definition 3): m = 7 latents, every loading, complete latent DAG. "
+        f"Parent optimum: `efa_ml(S, 7)` polished by `fit_specs`: f_parent = {r['parent']['f']:.10f} "
+        f"(converged {r['parent']['converged']}, {r['parent']['n_iter']} iterations), "
+        f"2N(f_parent - f_saturated) = {r['parent']['chi2']:.2f}.",
+        "- 200 candidates: all C(15,2) = 105 line-13 candidates (k = 1) \"items {i, j} caused by one fresh latent "
+        "only\" (rows i, j keep only latent 0, Alg. 1 line 18) and 95 \"item j keeps only latent l\" candidates "
+        f"drawn from the 15 x 7 (j, l) pairs with `default_rng({r['graph_seed']})`.",
+        "- Engine: `fit_specs(masks, parents, S, starts, f_lower=f_parent)`, `starts[k] = candidate_starts(parent, "
+        f"mask_k, n_random={r['engine_random']}, random_state=k)`: first the rotated warm start (the parent's "
+        "optimum rotated so the restricted rows load on the latents they keep, Sigma unchanged, then masked), then "
+        "the zeroed warm start (removed loadings set to 0) and random perturbations of the rotated start as "
+        "restarts, skipped once a start reaches f_parent; the lowest end point is kept. These structures are "
+        "factor models (complete latent DAG, nested item supports), so the engine fits Sigma = M M' + Psi with the "
+        "rotation fixed by an echelon pattern, exact-Hessian Newton steps with Levenberg-Marquardt damping, and "
+        "stops when the largest scaled free gradient entry is below 1e-8.",
+        "- Baseline: `scipy.optimize.minimize(method=\"L-BFGS-B\")` per candidate, numerical 2-point gradient (no "
+        "jac), from the engine's first start (rotated warm start), in the structure's own parametrization (masked "
+        "Lambda, lower-triangular B, psi >= PSI_FLOOR * diag(S)), ftol 1e-12, gtol 1e-8, maxiter 1e5, maxfun 1e7. "
+        f"Candidates: a random permutation of the 200 (`default_rng({r['graph_seed'] + 1})`), taken in order; "
+        f"{b['n']} of the planned {b['n_planned']} finished in the time available ({b['n_pairs']} pairs, "
+        f"{b['n'] - b['n_pairs']} single rows; a pair takes the baseline minutes). Stops: {msgs}.",
+        "",
+        "## Time per candidate (single core)",
+        "",
+        "| what | ms per candidate (wall) | CPU ms | CPU ratio to the baseline on the same candidates' kind |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {w} | {ms} | {c} | {q} |" for w, ms, c, q in summarize(r)]
+    lines += [
+        "",
+        f"Engine iterations per candidate (all starts that ran): median {e['median_iter']} (pairs "
+        f"{e['median_iter_pairs']}, single rows {e['median_iter_singles']}), max {e['max_iter']}; the kept end point "
+        f"met the gradient test (max scaled |g| < 1e-8) in {e['n_converged']} of 200 candidates. The restart was "
+        f"skipped in {e['n_restart_skipped']} candidates (the rotated start reached f_parent). Each start alone, "
+        f"all 200 batched: rotated {ps['rotated']['ms_per_candidate']:.1f} ms per candidate (median "
+        f"{ps['rotated']['median_iter']} iterations, {ps['rotated']['n_converged']} converged), zeroed "
+        f"{ps['zeroed']['ms_per_candidate']:.1f} ms (median {ps['zeroed']['median_iter']}, "
+        f"{ps['zeroed']['n_converged']} converged); the zeroed start ends lower by more than 1e-6 in "
+        f"{e['n_zeroed_start_better']} candidates, the rotated one in {e['n_rotated_start_better']}: local optima "
+        "(REFERENCE.md section 8), hence the restart.",
+        "",
+        f"Batched and one-per-call results (f and every parameter) are bitwise identical in "
+        f"{e1['n_identical_to_batched']} of 200 candidates: each member is solved on its own arithmetic.",
+        "",
+        f"Random restarts (diagnostic, not in the timed engine): {rr['n']} further random starts per pair "
+        "(`candidate_starts(..., n_random, random_state=k)`: the rotated start with loadings jittered by 0.1 item sd "
+        f"and unique variances scaled by U(0.5, 1.5)) cost {rr['cpu_ms_per_pair']:.0f} CPU ms per pair and end "
+        f"lower than the engine's starts by more than 1e-6 in {rr['n_lower_1e-6']} of 105 pairs (more than "
+        f"1e-4 in {rr['n_lower_1e-4']}, more than 1e-3 in {rr['n_lower_1e-3']}; at most {rr['max_gain']:.1e}). "
+        "Local optima 1e-5 to 1e-1 apart are common on these candidates; no fixed number of starts finds the "
+        "global optimum of every one.",
+        "",
+        "## Agreement with the baseline",
+        "",
+    ]
+    if b["n"]:
+        lines += [
+            "| compared | n | within 1e-6 | engine lower by > 1e-6 | baseline lower by > 1e-6 |",
+            "|---|---|---|---|---|",
+            f"| engine (rotated start, zeroed and {r['engine_random']} random restart(s)) vs baseline | {a['n']} | "
+            f"{a['within_1e-6']} | "
+            f"{a['engine_lower']} | {a['baseline_lower']} |",
+            f"| engine from the rotated start only vs baseline (same start) | {ar['n']} | {ar['within_1e-6']} | "
+            f"{ar['engine_lower']} | {ar['baseline_lower']} |",
+            "",
+            f"f_engine - f_baseline ranges from {r['diff']['min']:+.2e} to {r['diff']['max']:+.2e} (median "
+            f"{r['diff']['median']:+.2e}). Per candidate: `baseline_candidates` in the JSON file.",
+            "",
+        ]
+    lines += [
+        "## Exact score drops and the decision statistic",
+        "",
+        f"- Single rows (95): the rotation freedom makes the optimum equal the parent's; largest |f - f_parent| "
+        f"{d['single_max_abs']:.1e}.",
+        f"- Pairs (105): drop f_candidate - f_parent median {d['pair_median']:.2e}, range [{d['pair_min']:.2e}, "
+        f"{d['pair_max']:.2e}]. True pairs (both items pure children of one true one-latent group): "
+        f"{d['n_true_pairs']}, drops {d['true_pair_drops']}. Candidates ending below the parent by more than 1e-8: "
+        f"{d['n_below_parent']}.",
+        f"- Rank statistic (`LGES._rank_change(J, 1)`): {r['rank_statistic']['ms_per_candidate'] * 1e3:.0f} us per "
+        f"candidate; Spearman with the exact drop over the 105 pairs {r['rank_statistic']['spearman']:.3f}; median "
+        f"|statistic - drop| {r['rank_statistic']['median_abs_diff']:.1e}.",
+        "",
+        f"median_ms_per_candidate={r['engine_batched_ms_per_candidate']:.4f} (engine, exact refit, batched, wall / 200)",
+        "",
+    ]
+    Path(path).write_text("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="search random_gnfm seeds from here")
-    parser.add_argument("--baseline-sample", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--baseline-budget-s", type=float, default=60.0,
-                        help="new baseline fits start only within this many seconds; they stop after this many seconds; fits of an earlier run on the same "
-                             "data (read from <out>.json) are kept, so the baseline can be run in pieces")
-    parser.add_argument("--baseline-only", action="store_true",
-                        help="reuse the engine figures of <out>.json (same data) and only add baseline fits")
+    parser.add_argument("--baseline-sample", type=int, default=40)
+    parser.add_argument("--engine-random", type=int, default=1,
+                        help="random restarts per candidate in the timed engine (candidate_starts' n_random)")
+    parser.add_argument("--random-restarts", type=int, default=2,
+                        help="random restarts per pair in the local-optima diagnostic (0: skip)")
+    parser.add_argument("--baseline-budget-s", type=float, default=0.0,
+                        help="new baseline fits start only within this many seconds (cached fits are always used)")
+    parser.add_argument("--baseline-cache", default=None, help="JSON file keeping baseline fits between runs")
+    parser.add_argument("--baseline-only", action="store_true", help="only run baseline fits (into the cache)")
+    parser.add_argument("--baseline-reverse", action="store_true",
+                        help="take the baseline sample from its end (a second --baseline-only process)")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args(argv)
+    if args.baseline_only:
+        graph_seed, _, S, _, _, cands, masks, starts = setup(args.seed)
+        run_baseline(args, graph_seed, S, cands, masks, starts, args.baseline_budget_s or float("inf"))
+        return 0
     r = run(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(r, indent=1) + "\n")
     write_markdown(out.with_suffix(".md"), r)
     print()
-    print("| what | measures | ms per candidate | ratio to baseline |")
+    print("| what | ms per candidate (wall) | CPU ms | CPU ratio to baseline (same kind) |")
     print("|---|---|---|---|")
     for row in summarize(r):
         print("| " + " | ".join(row) + " |")
     a = r["agreement"]
-    print(f"agreement on {r['baseline']['n']} baseline candidates: within 1e-6 {a['within_1e-6']}, engine lower "
-          f"{a['engine_lower']}, baseline lower {a['baseline_lower']}; rank statistic Spearman "
-          f"{r['rank_statistic']['spearman']:.3f} (zeroed start), {r['rank_statistic']['spearman_best_start']:.3f} "
-          "(better of both starts)")
+    print(f"agreement on {a['n']} baseline candidates: within 1e-6 {a['within_1e-6']}, engine lower "
+          f"{a['engine_lower']}, baseline lower {a['baseline_lower']}; batched == one-per-call in "
+          f"{r['engine_single']['n_identical_to_batched']} of 200; converged {r['engine']['n_converged']} of 200")
     print(f"median_ms_per_candidate={r['engine_batched_ms_per_candidate']:.4f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,15 +20,29 @@ Phi = T D T' can be absorbed into Lambda's columns and T's entries without
 changing either support), and it removes the scale indeterminacy.
 
 We minimise the per-sample discrepancy ``f = (log det Sigma + tr(Sigma^-1 S)) / 2``,
-so ``L = -N f``. The optimiser is a batched Levenberg-Marquardt (Fisher
-scoring) method. Every derivative dSigma/dtheta_a has the rank-2 form
-``u_a v_a' + v_a u_a'``, so with P = Sigma^-1 the gradient is
-``g_a = u_a' P (Sigma - S) P v_a`` and the Fisher information is
-``F = (U P U') o (V P V') + (U P V') o (U P V')'``, O(q^2 p) for q parameters;
-the rotation freedom of factor models (flat directions of F) is handled by the
-damping. Unique variances are bounded below by a small floor so that Heywood
-cases, which are certain on LGES's initial state (REFERENCE.md section 8), are
-harmless; they are reported on the result.
+so ``L = -N f``. Two optimisers share one entry point, :func:`fit_specs`:
+
+* Factor models: a complete latent DAG whose items' latent sets are nested
+  (LGES's initial state and every Phase-1 candidate taken from it). There B is
+  redundant: Lambda Phi Lambda' = M M' with M = Lambda chol(Phi) on the same
+  support, so the engine fits Sigma = M M' + Psi with B = 0. The rotation
+  freedom M -> M Q (REFERENCE.md section 8) is removed by an echelon pattern of
+  zeros, which loses no Sigma, and the exact Hessian of f (cheap: O((p m)^2))
+  drives Levenberg-Marquardt-damped Newton steps, which converge
+  quadratically; a fit stops when the largest scaled free gradient entry is
+  below ``gtol`` (1e-8).
+* Everything else (sparse latent DAGs of Phase 2): batched Levenberg-Marquardt
+  Fisher scoring in (Lambda, B, psi). Every derivative dSigma/dtheta_a has the
+  rank-2 form ``u_a v_a' + v_a u_a'``, so with P = Sigma^-1 the gradient is
+  ``g_a = u_a' P (Sigma - S) P v_a`` and the Fisher information is
+  ``F = (U P U') o (V P V') + (U P V') o (U P V')'``, O(q^2 p) for q parameters.
+
+Local optima exist on these structures (REFERENCE.md section 8): a candidate
+is warm-started from its parent's optimum (:func:`candidate_starts`: rotated
+towards the candidate's mask, then zeroed) and the best of its starts is kept.
+A member's arithmetic never depends on the rest of the batch. Unique
+variances are bounded below by a small floor so that Heywood cases, which are
+certain on LGES's initial state, are harmless; they are reported on the result.
 """
 
 from __future__ import annotations
@@ -40,7 +54,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .exceptions import ConvergenceWarning, StructureError
-from ._threads import single_threaded_blas
 from .graph import topological_order
 
 logger = logging.getLogger(__name__)
@@ -190,21 +203,23 @@ class _Layout:
 
 
 def _inverse_cholesky(Sigma):
-    """P = Sigma^-1 and log det Sigma for a batch; (None, inf) rows where not PD."""
+    """P = Sigma^-1 and log det Sigma for a batch; (NaN, inf) for members that are not PD."""
     try:
-        L = np.linalg.cholesky(Sigma)
+        return _inverse_cholesky_all(Sigma)
     except np.linalg.LinAlgError:
         P = np.full_like(Sigma, np.nan)
         logdet = np.full(Sigma.shape[0], np.inf)
         for k in range(Sigma.shape[0]):
+            # The batched formulas on one member: the same arithmetic as in a batch without failures.
             try:
-                Lk = np.linalg.cholesky(Sigma[k])
+                P[k:k + 1], logdet[k:k + 1] = _inverse_cholesky_all(Sigma[k:k + 1])
             except np.linalg.LinAlgError:
                 continue
-            Linv = np.linalg.inv(Lk)
-            P[k] = Linv.T @ Linv
-            logdet[k] = 2 * np.log(np.diag(Lk)).sum()
         return P, logdet
+
+
+def _inverse_cholesky_all(Sigma):
+    L = np.linalg.cholesky(Sigma)
     eye = np.broadcast_to(np.eye(Sigma.shape[-1]), Sigma.shape)
     Linv = np.linalg.solve(L, eye)
     P = np.swapaxes(Linv, -1, -2) @ Linv
@@ -304,8 +319,8 @@ def _solve(A, g):
     except np.linalg.LinAlgError:
         step = np.full_like(g, np.nan)
         for k in range(A.shape[0]):
-            try:
-                step[k] = -np.linalg.solve(A[k], g[k])
+            try:  # the batched call on one member: identical arithmetic
+                step[k] = -np.linalg.solve(A[k:k + 1], g[k:k + 1, :, None])[0, :, 0]
             except np.linalg.LinAlgError:
                 pass
         return step
@@ -401,6 +416,291 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, stall_tol=1e-8, sta
         running[stuck] = False
         running[idx[n_iter[idx] >= max_iter]] = False
     return _BatchOutcome(theta, f, converged, n_iter)
+
+
+# ------------------------------------------------------ factor-model path
+def _nested_supports(loadings):
+    """The distinct latent sets of the items, smallest first, when they are nested; else None."""
+    supports = sorted({tuple(np.flatnonzero(row)) for row in loadings if row.any()}, key=len)
+    for small, large in zip(supports, supports[1:]):
+        if not set(small) <= set(large):
+            return None
+    return supports
+
+
+def _is_factor_model(loadings, parents):
+    """Whether the structure is the factor model Sigma = M M' + Psi with M free on ``loadings``.
+
+    With a complete latent DAG, Phi = T T' is any positive definite matrix once
+    the columns of Lambda carry the scale, so Lambda Phi Lambda' = M M' with
+    M = Lambda chol(Phi). Row i of M is sum_k Lambda[i, k] C[k, :], which is
+    free on its support exactly when the support is a prefix of the latent
+    order; when the items' supports are nested, the latents can be ordered so
+    that every support is a prefix (the model is invariant to that order). So
+    B is redundant and the model is {M M' + Psi : M on the mask} (B = 0). This
+    covers LGES's initial state and every Phase-1 candidate taken from it.
+    """
+    m = loadings.shape[1]
+    if m > 1 and not np.all(parents[np.tril_indices(m, -1)]):
+        return False
+    return _nested_supports(loadings) is not None
+
+
+def _echelon(M, mask):
+    """Fix the rotation freedom of M M' (Sigma unchanged): returns rotated M and its fixed zeros.
+
+    The orthogonal maps that keep nested supports are block diagonal over the
+    support levels (columns a level adds). Within a level block of size s,
+    s - 1 items (chosen by pivoted QR for conditioning) are rotated to an
+    echelon form: item t loads on the block's first t + 1 columns only. Any M
+    can be rotated so (an LQ factorisation), so no optimum is lost, and the
+    s(s-1)/2 zeros remove the flat directions (REFERENCE.md section 8).
+    """
+    from scipy.linalg import qr
+
+    M = M.copy()
+    zero = np.zeros(mask.shape, dtype=bool)
+    seen = set()
+    for support in _nested_supports(mask) or ():
+        block = [c for c in support if c not in seen]
+        seen.update(support)
+        s = len(block)
+        if s < 2:
+            continue
+        rows = np.flatnonzero(mask[:, block].all(axis=1))
+        _, _, pivots = qr(M[np.ix_(rows, block)].T, pivoting=True, mode="economic")
+        chosen = rows[pivots[: s - 1]]
+        Q, _ = np.linalg.qr(M[np.ix_(chosen, block)].T, mode="complete")
+        M[:, block] = M[:, block] @ Q
+        for t, row in enumerate(chosen):
+            zero[row, block[t + 1:]] = True
+            M[row, block[t + 1:]] = 0.0
+    return M, zero
+
+
+def _factor_f(M, psi, S_chol):
+    """f and the Cholesky factor C of Sigma = M M' + Psi for one member; (inf, None) when not PD.
+
+    f = log det C + ||C^-1 chol(S)||_F^2 / 2: two triangular factorisations, no inverse.
+    """
+    from scipy.linalg import lapack
+
+    Sigma = M @ M.T
+    Sigma.flat[:: Sigma.shape[0] + 1] += psi
+    C, info = lapack.dpotrf(Sigma, lower=1, clean=1)
+    if info != 0:
+        return np.inf, None
+    X, info = lapack.dtrtrs(C, S_chol, lower=1)
+    return float(np.log(np.diag(C)).sum() + 0.5 * np.sum(X * X)), C
+
+
+def _precision(C):
+    """Sigma^-1 from the lower Cholesky factor of Sigma."""
+    from scipy.linalg import lapack
+
+    P, _ = lapack.dpotri(C, lower=1)
+    return np.tril(P) + np.tril(P, -1).T
+
+
+def _factor_gradient_hessian(M, P, S):
+    """Gradient and exact Hessian of f in (vec M, psi) for one member, Sigma = M M' + Psi.
+
+    With G = P - W, W = P S P, the gradient is G M (loadings) and diag(G) / 2
+    (psi). Differentiating g_a = tr(G dSigma_a) / 2 once more,
+
+        H_ab = -tr(P S_a P S_b) / 2 + tr(P S_a W S_b) + tr(G S_ab) / 2,
+
+    and with dSigma / dM_ik = e_i M_k' + M_k e_i', X = P M, Y = W M, Z = Y - X:
+
+        H[(i,k),(j,l)] = P_ij (M'Y - M'X)_kl + W_ij (M'X)_kl + G_ij delta_kl
+                         + X_il Z_jk + Y_il X_jk
+        H[(i,k), psi_j] = P_ij Z_jk + W_ij X_jk,   H[psi_i, psi_j] = P_ij (W_ij - P_ij / 2).
+
+    Three Kronecker products and one rank-2 outer product: O((p m)^2).
+    """
+    p, m = M.shape
+    pm = p * m
+    W = P @ S @ P
+    G = P - W
+    X = P @ M
+    Y = W @ M
+    Z = Y - X
+    XtX = M.T @ X
+    g = np.empty(pm + p)
+    g[:pm] = (G @ M).ravel()
+    g[pm:] = 0.5 * np.diag(G)
+    H = np.empty((pm + p, pm + p))
+    A = np.stack([P.ravel(), W.ravel(), G.ravel()], axis=1)  # (p p, 3)
+    B = np.stack([(M.T @ Y - XtX).ravel(), XtX.ravel(), np.eye(m).ravel()])  # (3, m m)
+    kron = (A @ B).reshape(p, p, m, m).transpose(0, 2, 1, 3)
+    U = np.stack([X.ravel(), Y.ravel()], axis=1)  # index (i, l)
+    V = np.stack([Z.ravel(), X.ravel()])  # index (j, k)
+    cross = (U @ V).reshape(p, m, p, m).transpose(0, 3, 2, 1)
+    H[:pm, :pm] = (kron + cross).reshape(pm, pm)
+    H[:pm, pm:] = (P[:, None, :] * Z.T[None, :, :] + W[:, None, :] * X.T[None, :, :]).reshape(pm, p)
+    H[pm:, :pm] = H[:pm, pm:].T
+    H[pm:, pm:] = P * (W - 0.5 * P)
+    return g, H
+
+
+def _newton_factor_batch(masks, M, psi, S, floor, max_iter=500, gtol=1e-8, f_accept=None):
+    """Projected Levenberg-Marquardt-damped Newton steps on f for Sigma = M M' + Psi.
+
+    The exact Hessian (:func:`_factor_gradient_hessian`) is used; the damping
+    mu D (D = 1 / scale^2, parameters scaled by the item standard deviations)
+    follows Nielsen's (1999) gain-ratio rule after each accepted step, so steps
+    become pure Newton steps and converge quadratically once the Hessian is
+    positive definite; it is raised while the Hessian is indefinite (Cholesky
+    fails) or a step does not lower f.
+    The rotation freedom is removed by :func:`_echelon`. Unique variances stay
+    at or above ``floor``; one at the floor whose gradient pushes it further
+    down is fixed for the step (an active set). A member stops when the
+    largest scaled free gradient entry |df/dtheta_a| * scale_a is below
+    ``gtol`` (converged), when f reaches ``f_accept`` (converged: sound early
+    acceptance), when no damping gives a lower f, or after ``max_iter``
+    iterations. Members are solved one after the other on their own free
+    parameters, so a member's path never depends on the rest of the batch.
+    """
+    from scipy.linalg import lapack
+
+    K, p, m = masks.shape
+    pm = p * m
+    fixed = np.zeros((K, pm + p), dtype=bool)
+    M = np.where(masks, M, 0.0)
+    for k in range(K):
+        M[k], zero = _echelon(M[k], masks[k])
+        fixed[k, :pm] = (~masks[k] | zero).ravel()
+    d = np.diag(S)
+    scale = np.concatenate([np.repeat(np.sqrt(d), m), d])  # loadings ~ item sd, psi ~ item variance
+    damping = 1.0 / scale**2
+    lower = np.concatenate([np.full(pm, -np.inf), floor])
+    theta = np.concatenate([M.reshape(K, pm), np.maximum(psi, floor)], axis=1)
+    f = np.full(K, np.inf)
+    n_iter = np.zeros(K, dtype=int)
+    converged = np.zeros(K, dtype=bool)
+    grad_max = np.full(K, np.inf)
+    tiny = 4 * np.finfo(float).eps
+    S_chol = np.linalg.cholesky(S)
+    for k in range(K):
+        f[k], C = _factor_f(theta[k, :pm].reshape(p, m), theta[k, pm:], S_chol)
+        if C is None:
+            continue
+        P = _precision(C)
+        if f_accept is not None and f[k] <= f_accept[k]:
+            converged[k] = True
+            continue
+        mu, nu = 1e-8, 2.0
+        for _ in range(max_iter):
+            g, H = _factor_gradient_hessian(theta[k, :pm].reshape(p, m), P, S)
+            free = ~(fixed[k] | ((theta[k] <= lower * (1 + 1e-9)) & (g > 0)))
+            grad_max[k] = np.abs(g[free] * scale[free]).max(initial=0.0)
+            if grad_max[k] < gtol:
+                converged[k] = True
+                break
+            fi = np.flatnonzero(free)
+            Hf, gf, Df = H.take(fi, axis=0).take(fi, axis=1), g[fi], damping[fi]
+            n_iter[k] += 1
+            moved = False
+            diag = np.arange(fi.size) * (fi.size + 1)
+            while mu <= 1e12:
+                A = Hf.copy()
+                A.flat[diag] += mu * Df
+                C, info = lapack.dpotrf(A, lower=1, clean=0, overwrite_a=1)
+                if info != 0:  # indefinite: more damping
+                    mu = max(mu * 10.0, 1e-6)
+                    continue
+                step, _ = lapack.dpotrs(C, gf, lower=1)
+                trial = theta[k].copy()
+                trial[fi] -= step
+                np.maximum(trial, lower, out=trial)
+                f_t, C = _factor_f(trial[:pm].reshape(p, m), trial[pm:], S_chol)
+                # Equal f is accepted: near the optimum f changes below its rounding error.
+                if f_t <= f[k] + tiny * abs(f[k]):
+                    # Gain ratio of the actual to the quadratic model's decrease (Nielsen 1999).
+                    predicted = gf @ step - 0.5 * step @ (Hf @ step)
+                    rho = (f[k] - f_t) / predicted if predicted > 0 else 0.0
+                    theta[k], f[k], P = trial, f_t, _precision(C)
+                    mu = max(mu * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-12)
+                    nu = 2.0
+                    moved = True
+                    break
+                mu = max(mu * nu, 1e-6)
+                nu *= 2.0
+            if not moved:  # no damping lowers f: converged only if the gradient test passed
+                break
+            if f_accept is not None and f[k] <= f_accept[k]:
+                converged[k] = True
+                break
+    return theta[:, :pm].reshape(K, p, m), theta[:, pm:], f, converged, n_iter, grad_max
+
+
+def rotated_start(parent, mask):
+    """The parent's optimum rotated towards ``mask`` before the removed loadings are zeroed.
+
+    Sigma is invariant under M -> M Q (Q orthogonal, M = Lambda chol(Phi)), so
+    the parent's fit can first be rotated so that each restricted item loads
+    as much as possible on the latents it keeps: level by level of the nested
+    supports, the columns a level adds receive the leading right singular
+    vectors of that level's rows (within the directions not yet used). For an
+    item restricted to one latent the masked start keeps the parent's f
+    exactly (REFERENCE.md section 8). Returns None when the supports of
+    ``mask`` are not nested.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    supports = _nested_supports(mask)
+    if supports is None:
+        return None
+    m = mask.shape[1]
+    M = parent.Lambda @ np.linalg.cholesky(parent.latent_covariance())
+    Q = np.zeros((m, m))
+    assigned = []
+    for support in supports:
+        new = [c for c in support if c not in assigned]
+        if not new:
+            continue
+        rows = [i for i in range(mask.shape[0]) if tuple(np.flatnonzero(mask[i])) == support]
+        rest = _orthogonal_complement(Q[:, assigned])
+        w = np.linalg.svd(M[rows] @ rest)[2].T if rows else np.eye(rest.shape[1])
+        Q[:, new] = rest @ w[:, : len(new)]
+        assigned += new
+    left = [c for c in range(m) if c not in assigned]
+    if left:
+        Q[:, left] = _orthogonal_complement(Q[:, assigned])
+    return Params(np.where(mask, M @ Q, 0.0), np.zeros((m, m)), parent.psi.copy())
+
+
+def _orthogonal_complement(U):
+    """An orthonormal basis of the complement of the orthonormal columns U."""
+    m = U.shape[0]
+    if U.shape[1] == 0:
+        return np.eye(m)
+    q, _ = np.linalg.qr(np.concatenate([U, np.eye(m)], axis=1))
+    return q[:, U.shape[1]:m]
+
+
+def candidate_starts(parent, mask, n_random=0, random_state=None, jitter=0.1):
+    """Warm starts for a structure obtained from ``parent`` by deleting loadings (requirement 4b).
+
+    The rotated start (:func:`rotated_start`, when the supports are nested),
+    the zeroed start (the parent's optimum with the removed loadings set to 0)
+    and ``n_random`` random perturbations of the first (loadings plus
+    ``jitter`` times N(0, item variance), unique variances times U(0.5, 1.5)),
+    drawn from ``random_state`` (deterministic for a seed). Pass the list as
+    one member's entry of ``starts`` to :func:`fit_specs`, which keeps the best.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    zeroed = parent.copy()
+    zeroed.Lambda = np.where(mask, zeroed.Lambda, 0.0)
+    rotated = rotated_start(parent, mask)
+    starts = [zeroed] if rotated is None else [rotated, zeroed]
+    rng = np.random.default_rng(random_state)
+    sd = np.sqrt(np.maximum(parent.psi + np.sum((parent.Lambda @ np.linalg.cholesky(parent.latent_covariance()))**2, axis=1), 1e-12))
+    for _ in range(n_random):
+        base = starts[0].copy()
+        base.Lambda = np.where(mask, base.Lambda + jitter * sd[:, None] * rng.standard_normal(mask.shape), 0.0)
+        base.psi = base.psi * rng.uniform(0.5, 1.5, size=base.psi.shape)
+        starts.append(base)
+    return starts
 
 
 # ------------------------------------------------------------------ start values
@@ -521,9 +821,40 @@ def dag_start(params, parents):
     return Params(params.Lambda * dvec, (B * dvec[None, :]) / dvec[:, None], params.psi.copy())
 
 
+_BLAS_CONTROLLER = None
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread (matrices here are at most ~150 x 150, where threads only cost).
+
+    One threadpoolctl controller is kept for the process: building one scans the
+    loaded libraries (about 1-10 ms), which would dominate a one-candidate fit.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        import scipy.linalg  # noqa: F401  (load scipy's BLAS before the controller lists libraries)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
 # ------------------------------------------------------------------- public API
-def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
+def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lower=None, gtol=1e-8):
     """Fit a batch of structures of one shape at once (Phase 1 candidates differ only by masks).
+
+    Two solvers, chosen per member:
+
+    * Factor models (a complete latent DAG and nested item supports, see
+      :func:`_is_factor_model`; LGES's initial state and every Phase-1
+      candidate taken from it): Sigma = M M' + Psi with the rotation fixed,
+      exact-Hessian Newton steps with Levenberg-Marquardt damping, stopped on
+      the gradient (:func:`_newton_factor_batch`). The returned Params have
+      Lambda = M and B = 0, which is a point of the structure's own model.
+    * Everything else (sparse latent DAGs of Phase 2): Levenberg-Marquardt
+      Fisher scoring in (Lambda, B, psi) (:func:`_lm_batch`).
+
+    A member's result never depends on the other members of the batch.
 
     Parameters
     ----------
@@ -532,39 +863,117 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None):
         Strictly lower triangular latent parent masks (``[i, j]``: j -> i).
     S : ndarray, shape (p, p)
         Sample covariance (divisor N).
-    starts : list of Params, length K
-        Start values (e.g. the parent state's optimum with removed edges zeroed).
+    starts : list of Params, or list of sequences of Params, length K
+        Start values of each member (e.g. :func:`candidate_starts` of the
+        parent state's optimum). With several, each is fitted and the lowest f
+        is kept (restarts against local optima, REFERENCE.md section 8).
     f_accept : float or ndarray (K,), optional
         Stop a member as soon as its f reaches this value (sound early acceptance).
+    f_lower : float or ndarray (K,), optional
+        A lower bound of each member's optimum (e.g. its parent state's f, as a
+        deletion can only raise f): once a start ends within 1e-9 of it, the
+        member's remaining starts are skipped.
+    gtol : float
+        Factor path: converged when every free |df/dtheta_a| times the
+        parameter's scale (item sd for loadings, item variance for psi) is below it.
 
     Returns
     -------
     f : ndarray (K,), params : list of Params, converged : ndarray (K,), n_iter : ndarray (K,)
+        ``converged`` and ``params`` are those of the best start; ``n_iter``
+        counts the iterations of all the member's starts that ran.
     """
     loadings = np.asarray(loadings, dtype=bool)
     K, p, m = loadings.shape
     parents = np.broadcast_to(np.asarray(parents, dtype=bool), (K, m, m))
+    S = np.asarray(S, dtype=float)
     floor = PSI_FLOOR * np.diag(S)
     if f_accept is not None:
         f_accept = np.broadcast_to(np.asarray(f_accept, dtype=float), (K,))
+    bound = None if f_lower is None else np.broadcast_to(np.asarray(f_lower, dtype=float), (K,))
+    start_lists = [list(s) if isinstance(s, (list, tuple)) else [s] for s in starts]
+    f = np.full(K, np.inf)
+    converged = np.zeros(K, dtype=bool)
+    n_iter = np.zeros(K, dtype=int)
+    params = [None] * K
+    factor = np.array([_is_factor_model(loadings[k], parents[k]) for k in range(K)], dtype=bool)
+    with _one_blas_thread():
+        for stage in range(max(len(s) for s in start_lists)):
+            todo = [k for k in range(K) if len(start_lists[k]) > stage
+                    and (bound is None or params[k] is None or f[k] > bound[k] + 1e-9)]
+            if not todo:
+                break
+            out = _fit_stage(todo, factor, loadings, parents, S, [start_lists[k][stage] for k in todo],
+                             floor, max_iter, None if f_accept is None else f_accept[todo], gtol)
+            for i, k in enumerate(todo):
+                f_k, params_k, conv_k, iter_k = out[0][i], out[1][i], out[2][i], out[3][i]
+                n_iter[k] += iter_k
+                if params[k] is None or f_k < f[k]:
+                    f[k], params[k], converged[k] = f_k, params_k, conv_k
+    return f, params, converged, n_iter
+
+
+def _fit_stage(members, factor, loadings, parents, S, starts, floor, max_iter, f_accept, gtol):
+    """One start per member: the factor path for factor models, grouped LM Fisher scoring otherwise."""
+    n = len(members)
+    f = np.empty(n)
+    converged = np.empty(n, dtype=bool)
+    n_iter = np.empty(n, dtype=int)
+    params = [None] * n
+    members = np.asarray(members)
+    on_factor = factor[members]
+    fi = np.flatnonzero(on_factor)
+    if fi.size:
+        masks = loadings[members[fi]]
+        M0 = np.stack([_factor_start(starts[i], masks[j]) for j, i in enumerate(fi)])
+        psi0 = np.stack([starts[i].psi for i in fi])
+        M, psi, f_fac, conv, its, _ = _newton_factor_batch(
+            masks, M0, psi0, S, floor, max_iter=max_iter, gtol=gtol,
+            f_accept=None if f_accept is None else f_accept[fi])
+        m = masks.shape[2]
+        for j, i in enumerate(fi):
+            params[i] = Params(M[j].copy(), np.zeros((m, m)), psi[j].copy())
+        f[fi], converged[fi], n_iter[fi] = f_fac, conv, its
+    gi = np.flatnonzero(~on_factor)
+    if gi.size:
+        sub = _fit_groups_general(loadings[members[gi]], parents[members[gi]], S, [starts[i] for i in gi],
+                                  floor, max_iter, None if f_accept is None else f_accept[gi])
+        f[gi], converged[gi], n_iter[gi] = sub[0], sub[2], sub[3]
+        for j, i in enumerate(gi):
+            params[i] = sub[1][j]
+    return f, params, converged, n_iter
+
+
+def _factor_start(start, mask):
+    """M with M M' = Lambda Phi Lambda' of a start, on ``mask`` (the start's removed loadings zeroed).
+
+    Latents are ordered so that the nested supports are prefixes, and M =
+    Lambda chol(Phi) in that order keeps every row on its support.
+    """
+    Lambda = np.where(mask, start.Lambda, 0.0)
+    Phi = start.latent_covariance()
+    if np.array_equal(Phi, np.eye(Phi.shape[0])):
+        return Lambda
+    order = []
+    for support in _nested_supports(mask) or ():
+        order += [c for c in support if c not in order]
+    order += [c for c in range(mask.shape[1]) if c not in order]
+    C = np.linalg.cholesky(Phi[np.ix_(order, order)])
+    M = np.empty_like(Lambda)
+    M[:, order] = Lambda[:, order] @ C
+    return np.where(mask, M, 0.0)
+
+
+def _fit_groups_general(loadings, parents, S, starts, floor, max_iter, f_accept):
+    """LM Fisher scoring for members sharing a loading mask, on that mask's compact layout."""
+    K, p, m = loadings.shape
     f = np.empty(K)
     converged = np.empty(K, dtype=bool)
     n_iter = np.empty(K, dtype=int)
     params = [None] * K
-    # Members that share a loading mask are solved together on that mask's own
-    # compact layout, so a member's arithmetic never depends on the rest of the
-    # batch (Phase 2 of LGES: one mask, many latent DAGs).
     keys = [loadings[k].tobytes() for k in range(K)]
-    with single_threaded_blas():
-        _fit_groups(keys, loadings, parents, S, starts, floor, max_iter, f_accept, f, converged, n_iter, params)
-    return f, params, converged, n_iter
-
-
-def _fit_groups(keys, loadings, parents, S, starts, floor, max_iter, f_accept, f, converged, n_iter, params):
-    """fit_specs' loop over groups of members sharing a loading mask (fills the outputs)."""
-    p, m = loadings.shape[1:]
     for key in dict.fromkeys(keys):
-        members = np.array([k for k in range(len(keys)) if keys[k] == key])
+        members = np.array([k for k in range(K) if keys[k] == key])
         layout = _Layout(p, m, support=loadings[members[0]])
         active = layout.active(loadings[members], parents[members])
         theta = layout.pack(
@@ -577,6 +986,7 @@ def _fit_groups(keys, loadings, parents, S, starts, floor, max_iter, f_accept, f
         for i, k in enumerate(members):
             params[k] = Params(Lambda[i].copy(), B[i].copy(), psi[i].copy())
         f[members], converged[members], n_iter[members] = out.f, out.converged, out.n_iter
+    return f, params, converged, n_iter
 
 
 def score_spec(spec, S, N, start=None, n_restarts=4, random_state=None):
