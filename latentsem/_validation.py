@@ -36,6 +36,11 @@ def options(*allowed):
             "a str among {" + ", ".join(repr(a) for a in allowed) + "}")
 
 
+def boolean():
+    """(check, text) for True or False."""
+    return (lambda value: isinstance(value, (bool, np.bool_)), "a bool")
+
+
 def none_or(constraint):
     """(check, text) that also accepts None."""
     check, text = constraint

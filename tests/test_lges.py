@@ -141,15 +141,27 @@ def test_recovers_random_gnfm_from_the_population_covariance(seed, graph_params,
     assert est.log_likelihood_ == pytest.approx(truth_score.log_likelihood, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Phase 1's closed-form _item_change tests only rank(S[C + j, rest]) <= r, not the constraints "
-    "among C + j: X8 (parents L2, L3, L1 -> L2 -> L3) passes as a child of L3 alone, because "
-    "Cov(X8, rest) is proportional to Cov(L2, rest) either way."))
 def test_population_impure_item_keeps_both_parents():
+    """random_gnfm(9, one-latent groups): X8 has parents L2 and L3, with L1 -> L2 -> L3.
+
+    In the Phase-1 state Cov(X8, rest) is proportional to Cov(L2, rest) either way,
+    so X8 passes as a child of L3 alone (the latent covariance is unrestricted
+    there). On the final latent graph the missing edge from L2 costs likelihood,
+    and the refinement step adds it back; without it X8 keeps one parent.
+    """
     truth = random_gnfm(9, two_latent_share=0.0)
-    est = LGES(random_state=0).fit_covariance(population_covariance(truth), 100_000, truth.observed)
+    S = population_covariance(truth)
+    est = LGES(random_state=0).fit_covariance(S, 100_000, truth.observed)
     assert compare_structures(truth, est.model_).f1 == 1.0
     assert len(est.model_.parents("X8")) == 2
+    assert any(step.line == "refine (add)" for step in est.history_)
+    literal = LGES(random_state=0, refine=False).fit_covariance(S, 100_000, truth.observed)
+    assert len(literal.model_.parents("X8")) == 1
+
+
+def test_refinement_adds_no_edge_to_a_model_that_has_every_edge_it_needs(chain_fit):
+    est, _ = chain_fit
+    assert not [step for step in est.history_ if step.line.startswith("refine")]
 
 
 # ------------------------------------------------------------ determinism
