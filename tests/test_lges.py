@@ -435,3 +435,50 @@ def test_cluster_change_rejects_two_groups_that_reach_the_rest_through_two_dimen
     assert not est._accepts(change, df)
     assert df == est._rank_change(union, 2)[1] + ((8 - 2) ** 2 - (8 + 2)) // 2
     assert est._accepts(*est._cluster_change([0, 1, 2, 3], 2))
+
+
+def test_standardized_loading_is_the_groups_share_and_rotation_invariant():
+    """sqrt(lambda_G Phi_GG lambda_G' / Sigma_jj); for a one-latent parent, sqrt(1 - psi_j / Sigma_jj)."""
+    from latentsem.score import Params
+
+    rng = np.random.default_rng(3)
+    est = LGES()
+    mask = np.ones((6, 3), dtype=bool)
+    groups, group_dag = [[0], [1, 2]], np.array([[False, True], [False, False]])
+    mask[:3, 1:] = False                                  # items 0-2: group 0 only
+    B = np.zeros((3, 3))
+    B[1, 0], B[2, 0] = 0.8, -0.5                          # L0 -> L1, L0 -> L2 (latent order 0, 1, 2)
+    Lambda = rng.uniform(0.5, 1.5, (6, 3)) * mask
+    params = Params(Lambda, B, rng.uniform(0.3, 0.8, 6))
+    Sigma = params.implied_covariance()
+    assert est._standardized_loading(mask, groups, group_dag, params, 0, 0) == pytest.approx(
+        np.sqrt(1 - params.psi[0] / Sigma[0, 0]), rel=1e-12)
+    Phi = params.latent_covariance()
+    lam = Lambda[4, 1:]
+    expected = np.sqrt(lam @ Phi[1:, 1:] @ lam / Sigma[4, 4])
+    assert est._standardized_loading(mask, groups, group_dag, params, 4, 1) == pytest.approx(expected, rel=1e-12)
+    # rotating the two-latent group (Sigma unchanged) leaves it unchanged
+    Q = np.linalg.qr(rng.normal(size=(2, 2)))[0]
+    rotated = Lambda.copy()
+    rotated[:, 1:] = Lambda[:, 1:] @ Q
+    Phi_rot = Phi.copy()
+    Phi_rot[1:, 1:] = Q.T @ Phi[1:, 1:] @ Q
+    Phi_rot[1:, :1] = Q.T @ Phi[1:, :1]
+    Phi_rot[:1, 1:] = Phi_rot[1:, :1].T
+    from latentsem.score import params_from_phi
+    rotated_params = params_from_phi(rotated, Phi_rot, params.psi)
+    assert np.allclose(rotated_params.implied_covariance(), Sigma)
+    assert est._standardized_loading(mask, groups, group_dag, rotated_params, 4, 1) == pytest.approx(expected, rel=1e-9)
+
+
+def test_refinement_respects_min_loading():
+    """random_gnfm(9): X8's second parent has a salient loading; a floor above it keeps it out."""
+    truth = random_gnfm(9, two_latent_share=0.0)
+    S = population_covariance(truth)
+    est = LGES(random_state=0).fit_covariance(S, 100_000, truth.observed)
+    added = [step for step in est.history_ if step.line == "refine (add)"]
+    assert added
+    floor = LGES(random_state=0, min_loading=0.99).fit_covariance(S, 100_000, truth.observed)
+    assert not [step for step in floor.history_ if step.line == "refine (add)"]
+    with pytest.raises(LatentsemError, match="min_loading"):
+        LGES(min_loading=1.5).fit_covariance(S, 100_000)
