@@ -382,7 +382,7 @@ class LGES:
         half = (v * np.sqrt(np.maximum(w, 1e-300))) @ v.T
         return half @ Omega[np.ix_(J, J)] @ half
 
-    def _cluster_change(self, J, k, within=None):
+    def _cluster_change(self, J, k):
         """Drop of "items J are caused by k latents only, the rest saturated" (Alg. 1 lines 14-15).
 
         Two parts, each a likelihood ratio: J reaches the rest through k
@@ -392,15 +392,10 @@ class LGES:
         the merged components of line 16: two groups whose items reach a few
         remaining items through one common cause pass the first part together.
         """
-        change, df = self._rank_change(J, k, within=within)
+        change, df = self._rank_change(J, k)
         within_df = ((len(J) - k) ** 2 - (len(J) + k)) // 2
         if within_df > 0:
-            if within is None:
-                Omega, idx = self._Omega, list(J)
-            else:
-                Omega = self._sub_inverse(tuple(within))[1]
-                idx = [list(within).index(v) for v in J]
-            partial = np.linalg.inv(Omega[np.ix_(idx, idx)])
+            partial = np.linalg.inv(self._Omega[np.ix_(J, J)])
             change += _factor_model_change(partial, k)
             df += within_df
         return change, df
@@ -640,8 +635,7 @@ class LGES:
         dags = consistent_extensions(D, U, limit=max_dags)
         masks, parents, starts, orders = [], [], [], []
         for dag in dags:
-            lat_mask, lat_parents, order = self._latent_dag(mask, groups, dag, np.zeros_like(dag),
-                                                            within_groups=False)
+            lat_mask, lat_parents, order = self._final_dag(mask, groups, dag)
             masks.append(lat_mask)
             parents.append(lat_parents)
             orders.append(order)
@@ -659,24 +653,12 @@ class LGES:
         of its options (warm-started from the current optimum with the other
         loadings removed) and the best one is kept.
         """
-        mask = mask.copy()
         for j, options in sorted(self._parent_options.items()):
-            lat_mask, parents, order = self._latent_dag(mask, groups, group_dag, np.zeros_like(group_dag),
-                                                        within_groups=False)
-            masks, starts = [], []
-            for option in options:
-                row = np.isin(order, option)
-                cand = lat_mask.copy()
-                cand[j] = row
-                masks.append(cand)
-                starts.append(Params(params.Lambda * cand, params.B.copy(), params.psi.copy()))
-            f, fitted = self._fit(np.stack(masks), parents, starts)
-            self.n_candidates_ += len(options)
-            best = int(np.argmin(f))
-            mask[j] = np.isin(np.arange(mask.shape[1]), options[best])
+            rows = [(j, np.isin(np.arange(mask.shape[1]), option)) for option in options]
+            mask, params, f_new, best = self._refit_rows(mask, groups, group_dag, params, rows)
             self.history_.append(Step(2, "after l.15", f"item {j} keeps latents {options[best]} only",
-                                      float(f[best] - f_cur), float("nan")))
-            params, f_cur = fitted[best], float(f[best])
+                                      f_new - f_cur, float("nan")))
+            f_cur = f_new
         return mask, params, f_cur
 
     def _refine_loadings(self, mask, groups, group_dag, params, f_cur, n_exact=6, max_rounds=None):
@@ -699,8 +681,9 @@ class LGES:
                        if c[:2] not in not_salient]
             if not missing:
                 break
-            new_mask, new_params, f_new, (j, g) = self._best_loading_change(
-                mask, groups, group_dag, params, missing[:n_exact])
+            new_mask, new_params, f_new, best = self._refit_rows(
+                mask, groups, group_dag, params, [self._row_with(mask, groups, *c) for c in missing[:n_exact]])
+            j, g, _ = missing[best]
             gain, tolerance = f_cur - f_new, self._addition_tolerance(len(groups[g]), len(missing))
             if gain <= tolerance:                                      # its deletion would pass: stop
                 break
@@ -717,7 +700,7 @@ class LGES:
         Invariant to rotations inside the group, unlike the loadings of its
         single latents.
         """
-        _, _, order = self._latent_dag(mask, groups, group_dag, np.zeros_like(group_dag), within_groups=False)
+        _, _, order = self._final_dag(mask, groups, group_dag)
         cols = [order.index(lat) for lat in groups[g]]
         lam = params.Lambda[j, cols]
         Phi = params.latent_covariance()[np.ix_(cols, cols)]
@@ -743,7 +726,9 @@ class LGES:
                 cands += [(j, g, False) for g in held] if len(held) > 1 else []
             if not cands:
                 return mask, params, f_cur
-            new_mask, new_params, f_new, (j, g) = self._best_loading_change(mask, groups, group_dag, params, cands)
+            new_mask, new_params, f_new, best = self._refit_rows(
+                mask, groups, group_dag, params, [self._row_with(mask, groups, *c) for c in cands])
+            j, g, _ = cands[best]
             change = f_new - f_cur
             if not self._accepts(change, len(groups[g])):
                 return mask, params, f_cur
@@ -759,7 +744,7 @@ class LGES:
         optimum and I = (Sigma^-1)_jj a' Sigma^-1 a + (a' Sigma^-1 e_j)^2, a = (Lambda
         Phi)_l, its Fisher information; a group's index sums its members'.
         """
-        _, _, order = self._latent_dag(mask, groups, group_dag, np.zeros_like(group_dag), within_groups=False)
+        _, _, order = self._final_dag(mask, groups, group_dag)
         pos = {lat: n for n, lat in enumerate(order)}
         Sigma = params.implied_covariance()
         Sinv = np.linalg.inv(Sigma)
@@ -775,24 +760,36 @@ class LGES:
                     cands.append((float(sum(mi[j, pos[lat]] for lat in grp)), j, g))
         return [(j, g, True) for _, j, g in sorted(cands, reverse=True)]
 
-    def _best_loading_change(self, mask, groups, group_dag, params, cands):
-        """Refit the final structure with each (item j, group g, add?) change; the best one."""
-        lat_mask, parents, order = self._latent_dag(mask, groups, group_dag, np.zeros_like(group_dag),
-                                                    within_groups=False)
-        pos = {lat: n for n, lat in enumerate(order)}
+    @staticmethod
+    def _row_with(mask, groups, j, g, add):
+        """(j, item j's parent row with group g's latents set to ``add``)."""
+        row = mask[j].copy()
+        row[groups[g]] = add
+        return j, row
+
+    def _refit_rows(self, mask, groups, group_dag, params, rows):
+        """Refit the final structure once per (item j, new parent row); the best one.
+
+        Each candidate is warm-started from the current optimum with the loadings
+        it drops set to zero. Returns the new mask, params, f and the best index.
+        """
+        lat_mask, parents, order = self._final_dag(mask, groups, group_dag)
         masks, starts = [], []
-        for j, g, add in cands:
+        for j, row in rows:
             cand = lat_mask.copy()
-            cand[j, [pos[lat] for lat in groups[g]]] = add
+            cand[j] = row[order]
             masks.append(cand)
             starts.append(Params(params.Lambda * cand, params.B.copy(), params.psi.copy()))
         f, fitted = self._fit(np.stack(masks), parents, starts)
-        self.n_candidates_ += len(cands)
+        self.n_candidates_ += len(rows)
         best = int(np.argmin(f))
-        j, g, add = cands[best]
         new_mask = mask.copy()
-        new_mask[j, groups[g]] = add
-        return new_mask, fitted[best], float(f[best]), (j, g)
+        new_mask[rows[best][0]] = rows[best][1]
+        return new_mask, fitted[best], float(f[best]), best
+
+    def _final_dag(self, mask, groups, group_dag):
+        """:meth:`_latent_dag` of a group DAG without edges inside groups (Alg. 2 lines 14-15)."""
+        return self._latent_dag(mask, groups, group_dag, np.zeros_like(group_dag), within_groups=False)
 
     def _shortlist(self, cands, D, U, params, order_cur, groups):
         """The candidates worth an exact refit in this round (line 11).
