@@ -60,6 +60,36 @@ def _factor_model_change(S, k):
     return max(0.5 * (logdet + np.trace(np.linalg.solve(Sigma, S))) - saturated_f(S), 0.0)
 
 
+# Score differences below this (per-sample scale) are optimizer noise, not evidence: structures that
+# a rotation inside a group makes equivalent tie to about 1e-7 (reports/benchmarks/lges_changes.md
+# section 5), and the last bits of such ties differ between BLAS builds.
+TIE_TOLERANCE = 1e-6
+
+
+def _first_best(f):
+    """Index of the lowest score, the first in candidate order among those within TIE_TOLERANCE of it.
+
+    A plain argmin would pick among tied structures by rounding noise, so the
+    result would change with the machine's BLAS.
+    """
+    f = np.asarray(f, dtype=float)
+    return int(np.flatnonzero(f <= f.min() + TIE_TOLERANCE)[0])
+
+
+def n_free_parameters(structure):
+    """Identified free parameters of a structure under DAG semantics.
+
+    One per loading, item variance and latent edge; each latent's noise
+    variance and its scale (a fixed loading) cancel; the latents of a group of
+    g share children and neighbours (Definition 2 (ii)), so an orthogonal
+    rotation among them leaves Sigma unchanged: g (g - 1) / 2 fewer.
+    """
+    loadings = sum(1 for e in structure.edges if e.source in structure.latent and e.target in structure.observed)
+    latent_edges = sum(1 for e in structure.edges if e.type != "covariance" and e.target in structure.latent)
+    rotations = sum(len(g) * (len(g) - 1) // 2 for g in structure.groups)
+    return loadings + len(structure.observed) + latent_edges - rotations
+
+
 class _DisjointSet:
     """Union-find over item indices (Alg. 1 line 16)."""
 
@@ -107,7 +137,7 @@ class Step:
 _PARAMETER_CONSTRAINTS = {
     "delta_scale": interval("float", 0, np.inf, False),
     "delta": none_or(interval("float", 0, np.inf)),
-    "criterion": options("lr", "rmsea", "delta"),
+    "criterion": options("lr", "rmsea", "delta", "auto"),
     "alpha": none_or(interval("float", 0, 1, False, False)),
     "epsilon": interval("float", 0, np.inf),
     "max_group_size": none_or(interval("int", 1, np.inf)),
@@ -129,7 +159,7 @@ class LGES:
     delta : float, optional
         An explicit tolerance on the per-sample log-likelihood scale; overrides
         ``delta_scale``. Giving it selects ``criterion="delta"``.
-    criterion : {"lr", "rmsea", "delta"}, default "lr"
+    criterion : {"lr", "rmsea", "delta", "auto"}, default "lr"
         How a deletion's score change is judged. ``"delta"`` is the paper's
         rule: keep it when the per-sample log-likelihood falls by at most delta.
         ``"lr"`` keeps it when 2 N times the fall is at most the (1 - alpha)
@@ -140,7 +170,9 @@ class LGES:
         sqrt(max(2 N change - df, 0) / (df N)), is at most ``epsilon``: with
         tens of thousands of respondents every exact constraint of a real
         questionnaire is rejected, and close fit is what applied researchers
-        ask of a model.
+        ask of a model. ``"auto"`` runs the search under ``"lr"`` and under
+        ``"rmsea"`` and keeps the model with the lower BIC (Schwarz 1978): one
+        rule for small and large samples alike (reports/real_data.md).
     alpha : float, optional
         Level of the ``"lr"`` test; default 1/N, which shrinks with N as the
         paper's delta does (consistency).
@@ -182,6 +214,13 @@ class LGES:
         latents named L1, L2, ... and groups set.
     log_likelihood_ : float
         The paper's score L = -N f of ``model_`` (equation 3).
+    bic_ : float
+        BIC of ``model_`` on the standardized data: -2 L + k log N, with k its
+        identified free parameters (:func:`n_free_parameters`); the constant
+        N p log(2 pi) is left out, so compare it only across models of the same data.
+    criterion_bic_ : dict
+        With ``criterion="auto"``: the BIC each criterion's model reached
+        (the lowest one is kept); otherwise ``{criterion_: bic_}``.
     delta_ : float
         The paper's tolerance delta (used when ``criterion="delta"``).
     alpha_ : float
@@ -246,6 +285,8 @@ class LGES:
         ``S`` is standardized to a correlation matrix first (paper C.4).
         """
         self._validate_params()
+        if self.criterion == "auto" and self.delta is None:
+            return self._fit_best_criterion(S, n, names)
         started = time.perf_counter()
         S = np.asarray(S, dtype=float)
         if S.ndim != 2 or S.shape[0] != S.shape[1]:
@@ -291,9 +332,41 @@ class LGES:
         })
         self._params = params
         self.log_likelihood_ = -self.n_samples_ * f
+        self.bic_ = -2 * self.log_likelihood_ + n_free_parameters(structure) * math.log(self.n_samples_)
+        self.criterion_bic_ = {self.criterion_: self.bic_}
         self.runtime_ = time.perf_counter() - started
         self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_})
         return self
+
+    _SELECTED_CRITERIA = ("lr", "rmsea")
+
+    def _fit_best_criterion(self, S, n, names):
+        """``criterion="auto"``: one search per criterion, the model with the lowest BIC kept.
+
+        The exact-fit test (``"lr"``) suits small samples and the close-fit rule
+        (``"rmsea"``) large ones, where every exact constraint of a real
+        questionnaire is rejected; BIC, the score GES itself uses (Chickering
+        2002), chooses between the two models instead of a sample-size switch.
+        """
+        started = time.perf_counter()
+        params = self.get_params()
+        fits = {criterion: LGES(**{**params, "criterion": criterion}).fit_covariance(S, n, names)
+                for criterion in self._SELECTED_CRITERIA}
+        best = min(fits.values(), key=lambda est: est.bic_)
+        self.__dict__.update({k: v for k, v in vars(best).items() if k.endswith("_") or k.startswith("_")})
+        self.criterion_bic_ = {criterion: est.bic_ for criterion, est in fits.items()}
+        self.n_candidates_ = sum(est.n_candidates_ for est in fits.values())
+        self.runtime_ = time.perf_counter() - started
+        self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_,
+                                                    "criterion_bic": self.criterion_bic_})
+        return self
+
+    def get_params(self, deep=True):
+        """The constructor's parameters (scikit-learn convention)."""
+        import inspect
+
+        names = [p for p in inspect.signature(LGES.__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
 
     # ---------------------------------------------------------------- scoring
     def _fit(self, masks, parents, starts):
@@ -605,7 +678,7 @@ class LGES:
                 perm = [order_cur.index(lat) for lat in order]
                 starts.append(dag_start(self._reorder(params, perm), lat_parents))
             f, fitted = self._fit(np.stack(masks), np.stack(parents), starts)   # line 11
-            best = int(np.argmin(f))                                   # line 12
+            best = _first_best(f)                                      # line 12
             (i, j, Hk), Dn, Un = cands[best]
             change = float(f[best] - f_cur)
             df = len(groups[i]) * len(groups[j])
@@ -643,7 +716,7 @@ class LGES:
             starts.append(dag_start(self._reorder(params, perm), lat_parents))
         f, fitted = self._fit(np.stack(masks), np.stack(parents), starts)
         self.n_candidates_ += len(dags)
-        best = int(np.argmin(f))
+        best = _first_best(f)
         return dags[best], fitted[best], float(f[best])
 
     def _resolve_parents(self, mask, groups, group_dag, params, f_cur):
@@ -782,7 +855,7 @@ class LGES:
             starts.append(Params(params.Lambda * cand, params.B.copy(), params.psi.copy()))
         f, fitted = self._fit(np.stack(masks), parents, starts)
         self.n_candidates_ += len(rows)
-        best = int(np.argmin(f))
+        best = _first_best(f)
         new_mask = mask.copy()
         new_mask[rows[best][0]] = rows[best][1]
         return new_mask, fitted[best], float(f[best]), best

@@ -16,7 +16,7 @@ from latentsem.model import Structure, simple_structure
 from latentsem.simulate.gnfm import bundled_example
 from latentsem.syntax import parse_lavaan, table_to_structure
 
-# Measured on the bundled example with the defaults (criterion lr, seed 0): F1 0.731, SHD 26.
+# Measured on the bundled example with the defaults (criterion auto, which keeps lr's model there; seed 0): F1 0.731, SHD 26.
 EXAMPLE_MIN_F1 = 0.70
 
 
@@ -68,7 +68,9 @@ def test_example_json_round_trips_with_the_search_metadata(example_run):
     model = Structure.from_json(out / "model.json")
     assert model.to_json() == text  # exact round trip, metadata included
     meta = model.metadata
-    assert meta["n_samples"] == 1000 and meta["criterion"] == "lr"
+    assert meta["n_samples"] == 1000 and meta["criterion"] == "lr"  # auto: lr's model has the lower BIC
+    assert meta["parameters"]["criterion"] == "auto" and set(meta["criterion_bic"]) == {"lr", "rmsea"}
+    assert meta["criterion_bic"]["lr"] == min(meta["criterion_bic"].values())
     assert meta["alpha"] == pytest.approx(1 / 1000)
     assert meta["delta"] == pytest.approx(0.25 * np.log(1000) / 1000)
     assert meta["source"].endswith("example.csv") and model.observed == tuple(f"X{i}" for i in range(1, 16))
@@ -101,7 +103,7 @@ def test_discover_writes_the_two_factor_model(two_factor_csv, tmp_path):
     truth = simple_structure({"F1": ["q1", "q2", "q3"], "F2": ["q4", "q5", "q6"]}, [("F1", "F2", "directed")])
     comparison = compare_structures(truth, model)
     assert comparison.f1 == 1.0 and comparison.shd == 0  # L1 - L2 is the true CPDAG
-    assert f"N = 500, 6 items (lr test at alpha = {1 / 500:.3g})" in result.output
+    assert f"N = 500, 6 items (lr test at alpha = {1 / 500:.3g}; chosen by BIC over rmsea)" in result.output
     assert "  L1: q1, q2, q3\n  L2: q4, q5, q6\n  latent edges: L1 - L2\n" in result.output
     assert f"Wrote {out}" in result.output
     assert model.metadata["source"] == str(two_factor_csv)
@@ -147,7 +149,7 @@ def test_search_settings_reach_lges(two_factor_csv, tmp_path, monkeypatch):
     out = tmp_path / "model.json"
     result = invoke([two_factor_csv, "-o", out, "--delta", "0.01", "--seed", "3", "--n-jobs", "1"])
     assert result.exit_code == 0, result.output
-    assert seen == {"delta_scale": 0.25, "delta": 0.01, "criterion": "delta", "alpha": None, "n_jobs": 1,
+    assert seen == {"delta_scale": 0.25, "delta": 0.01, "criterion": "delta", "alpha": None, "epsilon": 0.05, "n_jobs": 1,
                     "random_state": 3, "progress": False}  # CliRunner's stderr is no terminal
     meta = Structure.from_json(out).metadata
     assert meta["criterion"] == "delta" and meta["delta"] == 0.01
@@ -200,8 +202,14 @@ def test_too_few_items(two_factor_csv, tmp_path):
     (["-o", "same.txt", "--lavaan", "same.txt"], "Error: -o and --lavaan both name same.txt; give two different files.\n"),
     (["-o", "m.json", "--delta", "0.01", "--criterion", "lr"],
      "Error: --delta sets the paper's delta rule but --criterion is lr; drop one of them.\n"),
+    (["-o", "m.json", "--delta", "0.01", "--criterion", "auto"],
+     "Error: --delta sets the paper's delta rule but --criterion is auto; drop one of them.\n"),
     (["-o", "m.json", "--criterion", "delta", "--alpha", "0.01"],
-     "Error: --alpha is the level of the lr criterion; drop --alpha or use --criterion lr.\n"),
+     "Error: --alpha is the level of the lr test, which --criterion delta does not use; drop --alpha or use "
+     "--criterion lr (or auto).\n"),
+    (["-o", "m.json", "--criterion", "rmsea", "--alpha", "0.01"],
+     "Error: --alpha is the level of the lr test, which --criterion rmsea does not use; drop --alpha or use "
+     "--criterion lr (or auto).\n"),
     (["-o", "m.json", "--delta-scale", "-1"],
      "Error: The 'delta_scale' parameter of LGES must be a float in (0, inf). Got -1.0 instead.\n"),
 ])
@@ -224,6 +232,6 @@ def test_items_file_is_never_an_output(two_factor_csv):
 def test_help():
     result = CliRunner().invoke(main, ["discover", "--help"])
     assert result.exit_code == 0
-    for option in ("--delta-scale", "--criterion [lr|delta]", "--alpha", "--n-jobs", "--seed", "--lavaan",
+    for option in ("--delta-scale", "--criterion [auto|lr|rmsea|delta]", "--epsilon", "--alpha", "--n-jobs", "--seed", "--lavaan",
                    "--example", "--quiet", "--force", "--dataset", "--columns", "--missing-code"):
         assert option in result.output

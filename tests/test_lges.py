@@ -482,3 +482,66 @@ def test_refinement_respects_min_loading():
     assert not [step for step in floor.history_ if step.line == "refine (add)"]
     with pytest.raises(LatentsemError, match="min_loading"):
         LGES(min_loading=1.5).fit_covariance(S, 100_000)
+
+
+# ------------------------------------------------- BIC and criterion="auto"
+def _implied_covariance(structure, theta):
+    """Sigma of a structure under DAG semantics from a flat vector of every loading, edge and variance."""
+    lat, obs = list(structure.latent), list(structure.observed)
+    loads = [(lat.index(e.source), obs.index(e.target)) for e in structure.edges if e.target in obs]
+    dag = structure.to_dag()
+    edges = [(lat.index(e.source), lat.index(e.target)) for e in dag.edges if e.target in lat]
+    m, p = len(lat), len(obs)
+    Lambda, B = np.zeros((p, m)), np.zeros((m, m))
+    for (l, j), value in zip(loads, theta[:len(loads)]):
+        Lambda[j, l] = value
+    for (a, b), value in zip(edges, theta[len(loads):len(loads) + len(edges)]):
+        B[b, a] = value
+    rest = theta[len(loads) + len(edges):]
+    A = np.linalg.inv(np.eye(m) - B)
+    return Lambda @ A @ np.diag(rest[:m]) @ A.T @ Lambda.T + np.diag(rest[m:])
+
+
+@pytest.mark.parametrize("structure", [
+    chain_truth(),
+    random_gnfm(26),  # two two-latent groups: a rotation inside each leaves Sigma unchanged
+    random_gnfm(7),
+], ids=["chain", "gnfm26", "gnfm7"])
+def test_free_parameters_are_the_rank_of_the_covariance_jacobian(structure):
+    """n_free_parameters is the model's dimension: the rank of d vech(Sigma) / d theta at a generic point."""
+    from latentsem.lges import n_free_parameters
+
+    n_theta = (sum(1 for e in structure.edges if e.type != "covariance") + len(structure.latent)
+               + len(structure.observed))
+    theta = np.random.default_rng(0).uniform(0.5, 1.5, n_theta)
+    rows = np.tril_indices(len(structure.observed))
+    columns = []
+    for k in range(n_theta):
+        step = np.zeros(n_theta)
+        step[k] = 1e-6
+        diff = _implied_covariance(structure, theta + step) - _implied_covariance(structure, theta - step)
+        columns.append(diff[rows] / 2e-6)
+    jacobian = np.column_stack(columns)
+    assert n_free_parameters(structure) == np.linalg.matrix_rank(jacobian, tol=1e-6 * np.abs(jacobian).max())
+
+
+def test_bic_is_minus_twice_the_log_likelihood_plus_the_dimension_penalty(chain_fit):
+    from latentsem.lges import n_free_parameters
+
+    est, _ = chain_fit
+    k = n_free_parameters(est.model_)
+    assert est.bic_ == pytest.approx(-2 * est.log_likelihood_ + k * math.log(N), rel=1e-12)
+    assert est.criterion_bic_ == {"lr": est.bic_}
+
+
+def test_auto_keeps_the_criterion_whose_model_has_the_lower_bic(chain_data):
+    frame, _ = chain_data
+    auto = LGES(criterion="auto", random_state=0).fit(frame)
+    fits = {c: LGES(criterion=c, random_state=0).fit(frame) for c in ("lr", "rmsea")}
+    assert auto.criterion_bic_ == pytest.approx({c: est.bic_ for c, est in fits.items()})
+    best = min(fits, key=lambda c: fits[c].bic_)
+    assert auto.criterion_ == best and auto.criterion == "auto"
+    assert without_runtime(auto.model_)["edges"] == without_runtime(fits[best].model_)["edges"]
+    assert auto.bic_ == pytest.approx(fits[best].bic_)
+    assert auto.n_candidates_ == sum(est.n_candidates_ for est in fits.values())
+    assert auto.model_.metadata["criterion_bic"] == auto.criterion_bic_

@@ -28,11 +28,12 @@ def check_inputs(example, items, dataset, columns, missing_code, output, lavaan_
 
 def resolve_criterion(criterion, delta, alpha):
     """The criterion LGES uses; an explicit --delta means the paper's delta rule, which has no --alpha."""
-    if delta is not None and criterion == "lr":
-        raise LatentsemError("--delta sets the paper's delta rule but --criterion is lr; drop one of them.")
-    resolved = "delta" if delta is not None else (criterion or "lr")
-    if alpha is not None and resolved == "delta":
-        raise LatentsemError("--alpha is the level of the lr criterion; drop --alpha or use --criterion lr.")
+    if delta is not None and criterion not in (None, "delta"):
+        raise LatentsemError(f"--delta sets the paper's delta rule but --criterion is {criterion}; drop one of them.")
+    resolved = "delta" if delta is not None else (criterion or "auto")
+    if alpha is not None and resolved in ("delta", "rmsea"):
+        raise LatentsemError(f"--alpha is the level of the lr test, which --criterion {resolved} does not use; "
+                             "drop --alpha or use --criterion lr (or auto).")
     return resolved
 
 
@@ -88,9 +89,7 @@ def discovered_model(estimator, data, parameters, messages):
 
 def summary_text(model, estimator, data):
     """Readable summary: latents with their items, latent-latent edges, likelihood, runtime, candidates."""
-    rule = (f"lr test at alpha = {estimator.alpha_:.3g}" if estimator.criterion_ == "lr"
-            else f"delta = {estimator.delta_:.3g}")
-    lines = [f"LGES on {data.source}: N = {data.n}, {len(data.columns)} items ({rule})"]
+    lines = [f"LGES on {data.source}: N = {data.n}, {len(data.columns)} items ({rule_text(estimator)})"]
     if data.n_dropped:
         lines.append(f"({data.n_dropped} incomplete rows dropped)")
     lines += ["  " + line for line in model.summary().splitlines()]
@@ -100,6 +99,21 @@ def summary_text(model, estimator, data):
     lines.append(f"log-likelihood {estimator.log_likelihood_:.3f}; {estimator.n_candidates_} candidate structures "
                  f"scored in {estimator.runtime_:.1f} s")
     return "\n".join(lines)
+
+
+def rule_text(estimator):
+    """How the search judged deletions, e.g. 'lr test at alpha = 0.001; chosen by BIC over rmsea'."""
+    criterion = estimator.criterion_
+    if criterion == "lr":
+        rule = f"lr test at alpha = {estimator.alpha_:.3g}"
+    elif criterion == "rmsea":
+        rule = f"close fit, RMSEA of each deletion <= {estimator.epsilon:.3g}"
+    else:
+        rule = f"delta = {estimator.delta_:.3g}"
+    others = [c for c in estimator.criterion_bic_ if c != criterion]
+    if others:
+        rule += f"; chosen by BIC over {', '.join(others)}"
+    return rule
 
 
 def comparison_text(model):
@@ -122,10 +136,14 @@ def comparison_text(model):
               help="k in the paper's tolerance delta = k log(N) / N (with --criterion delta).")
 @click.option("--delta", type=float, default=None,
               help="An explicit tolerance on the per-sample log-likelihood scale; selects --criterion delta.")
-@click.option("--criterion", type=click.Choice(["lr", "delta"]), default=None,
-              help="lr (default): keep a deletion unless a likelihood-ratio test at level --alpha rejects it; "
+@click.option("--criterion", type=click.Choice(["auto", "lr", "rmsea", "delta"]), default=None,
+              help="auto (default): search with lr and with rmsea, keep the model with the lower BIC; "
+                   "lr: keep a deletion unless a likelihood-ratio test at level --alpha rejects it; "
+                   "rmsea: keep it when the RMSEA of the constraint it adds is at most --epsilon (close fit); "
                    "delta: the paper's rule, keep it when the per-sample log-likelihood falls by at most delta.")
 @click.option("--alpha", type=float, default=None, help="Level of the lr test (default: min(0.05, 1/N)).")
+@click.option("--epsilon", type=float, default=0.05, show_default=True,
+              help="RMSEA bound of the rmsea criterion (0.05: close fit).")
 @click.option("--n-jobs", type=int, default=1, show_default=True,
               help="Worker processes for the candidate fits (-1: all cores); the result does not depend on it.")
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of LGES (restarts of its fits).")
@@ -136,7 +154,7 @@ def comparison_text(model):
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar, warnings or summary; only the files (with --example, the comparison only).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def command(items, dataset, columns, missing_code, output, delta_scale, delta, criterion, alpha, n_jobs, seed,
+def command(items, dataset, columns, missing_code, output, delta_scale, delta, criterion, alpha, epsilon, n_jobs, seed,
             lavaan_path, example, quiet, force):
     """Learn which latent constructs ITEMS measure and how they cause one another (LGES).
 
@@ -149,7 +167,7 @@ def command(items, dataset, columns, missing_code, output, delta_scale, delta, c
     """
     check_inputs(example, items, dataset, columns, missing_code, output, lavaan_path, force)
     parameters = {"delta_scale": delta_scale, "delta": delta, "criterion": resolve_criterion(criterion, delta, alpha),
-                  "alpha": alpha, "n_jobs": n_jobs, "random_state": seed,
+                  "alpha": alpha, "epsilon": epsilon, "n_jobs": n_jobs, "random_state": seed,
                   "progress": show_progress(quiet)}
     data = load_data(example, items, dataset, columns, missing_code)
     estimator, messages = run_lges(data, parameters)
