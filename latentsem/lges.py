@@ -349,9 +349,18 @@ class LGES:
         2002), chooses between the two models instead of a sample-size switch.
         """
         started = time.perf_counter()
-        params = self.get_params()
-        fits = {criterion: LGES(**{**params, "criterion": criterion}).fit_covariance(S, n, names)
-                for criterion in self._SELECTED_CRITERIA}
+        searches = [LGES(**{**self.get_params(), "criterion": criterion}) for criterion in self._SELECTED_CRITERIA]
+        if self.n_jobs != 1 and not self.progress:
+            # The searches are independent: one worker each (a progress reporter cannot cross processes).
+            from joblib import Parallel, delayed
+
+            for search in searches:
+                search.n_jobs = 1
+            searches = Parallel(n_jobs=len(searches))(delayed(search.fit_covariance)(S, n, names)
+                                                      for search in searches)
+        else:
+            searches = [search.fit_covariance(S, n, names) for search in searches]
+        fits = dict(zip(self._SELECTED_CRITERIA, searches))
         best = min(fits.values(), key=lambda est: est.bic_)
         self.__dict__.update({k: v for k, v in vars(best).items() if k.endswith("_") or k.startswith("_")})
         self.criterion_bic_ = {criterion: est.bic_ for criterion, est in fits.items()}

@@ -545,3 +545,20 @@ def test_auto_keeps_the_criterion_whose_model_has_the_lower_bic(chain_data):
     assert auto.bic_ == pytest.approx(fits[best].bic_)
     assert auto.n_candidates_ == sum(est.n_candidates_ for est in fits.values())
     assert auto.model_.metadata["criterion_bic"] == auto.criterion_bic_
+
+
+def test_auto_runs_its_two_searches_in_parallel_with_the_same_result(chain_data, monkeypatch):
+    frame, _ = chain_data
+    serial = LGES(criterion="auto", random_state=0).fit(frame)
+    worker_counts = []
+
+    class RecordingParallel(joblib.Parallel):
+        def __init__(self, *args, **kwargs):
+            worker_counts.append(kwargs.get("n_jobs"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(joblib, "Parallel", RecordingParallel)
+    parallel = LGES(criterion="auto", random_state=0, n_jobs=2).fit(frame)
+    assert worker_counts == [2]  # one worker per criterion, each search serial inside
+    assert without_runtime(parallel.model_) == without_runtime(serial.model_)
+    assert parallel.criterion_bic_ == serial.criterion_bic_ and parallel.n_jobs == 2
