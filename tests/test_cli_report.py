@@ -146,11 +146,11 @@ class _FakeLGES:
     structure = simple_structure({"L1": ["x1", "x2", "x3"], "L2": ["x4", "x5", "x6"], "L3": ["x7", "x8", "x9"]},
                                  [("L1", "L2", "undirected"), ("L2", "L3", "directed")])
 
-    def __init__(self, random_state=None, **kwargs):
-        self.random_state = random_state
+    def __init__(self, random_state=None, criterion="lr", **kwargs):
+        self.random_state, self.criterion = random_state, criterion
 
     def fit(self, X):
-        self.calls.append((self.random_state, X.n, list(X.columns)))
+        self.calls.append((self.random_state, self.criterion, X.n, list(X.columns)))
         self.model_ = self.structure
         self.runtime_ = 1.25
         return self
@@ -165,7 +165,7 @@ def test_report_discover_plumbing_with_a_fake_lges(tmp_path, monkeypatch):
     result = run("--dataset", "holzinger1939", "--model", f"three_factor={THREE_FACTOR}", "--discover",
                  "--seed", "7", "-o", out)
     assert result.exit_code == 0, result.output
-    assert _FakeLGES.calls == [(7, 301, [f"x{i}" for i in range(1, 10)])]
+    assert _FakeLGES.calls == [(7, "auto", 301, [f"x{i}" for i in range(1, 10)])]  # discover's default criterion
     assert Structure.from_json(out / "model.json") == _FakeLGES.structure
     assert (out / "LGES_discovered.svg").is_file()
     fit = json.loads((out / "fit.json").read_text())

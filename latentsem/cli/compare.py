@@ -52,7 +52,7 @@ def command(items, dataset, columns, missing_code, model_options, discover, rand
     if discover:
         from ..lges import LGES
 
-        models["LGES"] = LGES(random_state=random_state).fit(data).model_
+        models["LGES"] = LGES(criterion="auto", random_state=random_state).fit(data).model_  # as `discover`
     comparison = quiet_fit(compare_models, models, data, latent_covariances=latent_covariances, bounds=bounds)
     click.echo(comparison.to_json() if as_json else comparison.summary(), nl=not as_json)
     for name, result in comparison.results.items():

@@ -67,7 +67,7 @@ def read_labels(path):
 @items_options
 @click.option("--model", "models", multiple=True, metavar="NAME=FILE",
               help="A model to fit: lavaan syntax (.lav or any text file) or a structure (.json). Repeatable.")
-@click.option("--discover", is_flag=True, help="Also learn a structure with LGES and add it as 'LGES (discovered)'.")
+@click.option("--discover", is_flag=True, help="Also learn a structure with LGES (criterion auto, as discover) and add it as 'LGES (discovered)'.")
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of LGES (with --discover).")
 @click.option("--latent-covariances", type=click.Choice(["dag", "free"]), default="dag", show_default=True,
               help="dag: latents without an edge are independent (the paper's Table 3); free: lavaan's sem() defaults.")
@@ -121,7 +121,7 @@ def command(items, dataset, columns, missing_code, models, discover, seed, laten
         from ..lges import LGES
 
         click.echo(f"Discovering a structure with LGES on {data.n} rows x {len(data.columns)} items ...", err=True)
-        discovered = LGES(random_state=seed).fit(data)
+        discovered = LGES(criterion="auto", random_state=seed).fit(data)  # as `discover` does
 
     result = build_report(data, model_files, discovered=discovered, out_dir=out_dir,
                           latent_covariances=latent_covariances, force=force, title=title,
