@@ -868,7 +868,9 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lo
         parent state's optimum). With several, each is fitted and the lowest f
         is kept (restarts against local optima, REFERENCE.md section 8).
     f_accept : float or ndarray (K,), optional
-        Stop a member as soon as its f reaches this value (sound early acceptance).
+        Stop a member as soon as its f reaches this value, and skip its
+        remaining starts (sound early acceptance: f after any iteration bounds
+        the optimum from above).
     f_lower : float or ndarray (K,), optional
         A lower bound of each member's optimum (e.g. its parent state's f, as a
         deletion can only raise f): once a start ends within 1e-9 of it, the
@@ -899,8 +901,7 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lo
     factor = np.array([_is_factor_model(loadings[k], parents[k]) for k in range(K)], dtype=bool)
     with _one_blas_thread():
         for stage in range(max(len(s) for s in start_lists)):
-            todo = [k for k in range(K) if len(start_lists[k]) > stage
-                    and (bound is None or params[k] is None or f[k] > bound[k] + 1e-9)]
+            todo = [k for k in range(K) if len(start_lists[k]) > stage and not _settled(k, f, params, bound, f_accept)]
             if not todo:
                 break
             out = _fit_stage(todo, factor, loadings, parents, S, [start_lists[k][stage] for k in todo],
@@ -911,6 +912,20 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lo
                 if params[k] is None or f_k < f[k]:
                     f[k], params[k], converged[k] = f_k, params_k, conv_k
     return f, params, converged, n_iter
+
+
+def _settled(k, f, params, f_lower, f_accept):
+    """Whether member k's remaining starts cannot change its outcome.
+
+    Either a start ended within 1e-9 of the lower bound (no start can go
+    lower), or one reached ``f_accept``: the acceptance is already proven,
+    which is all a caller passing ``f_accept`` asks (sound early acceptance).
+    """
+    if params[k] is None:
+        return False
+    if f_lower is not None and f[k] <= f_lower[k] + 1e-9:
+        return True
+    return f_accept is not None and f[k] <= f_accept[k]
 
 
 def _fit_stage(members, factor, loadings, parents, S, starts, floor, max_iter, f_accept, gtol):
