@@ -495,11 +495,12 @@ def _factor_f(M, psi, S_chol):
 
 
 def _precision(C):
-    """Sigma^-1 from the lower Cholesky factor of Sigma."""
+    """Sigma^-1 from the lower Cholesky factor of Sigma (upper triangle zero, as ``_factor_f`` leaves it)."""
     from scipy.linalg import lapack
 
-    P, _ = lapack.dpotri(C, lower=1)
-    return np.tril(P) + np.tril(P, -1).T
+    P, _ = lapack.dpotri(C, lower=1)  # fills the lower triangle; the zero upper one is left alone
+    P += np.tril(P, -1).T
+    return P
 
 
 def _factor_gradient_hessian(M, P, S):
@@ -530,12 +531,19 @@ def _factor_gradient_hessian(M, P, S):
     g[:pm] = (G @ M).ravel()
     g[pm:] = 0.5 * np.diag(G)
     H = np.empty((pm + p, pm + p))
-    A = np.stack([P.ravel(), W.ravel(), G.ravel()], axis=1)  # (p p, 3)
-    B = np.stack([(M.T @ Y - XtX).ravel(), XtX.ravel(), np.eye(m).ravel()])  # (3, m m)
-    kron = (A @ B).reshape(p, p, m, m).transpose(0, 2, 1, 3)
-    U = np.stack([X.ravel(), Y.ravel()], axis=1)  # index (i, l)
-    V = np.stack([Z.ravel(), X.ravel()])  # index (j, k)
-    cross = (U @ V).reshape(p, m, p, m).transpose(0, 3, 2, 1)
+    # Preallocated factors instead of np.stack: at these sizes numpy's call overhead dominates.
+    A = np.empty((3, p, p))
+    A[0], A[1], A[2] = P, W, G
+    B = np.empty((3, m, m))
+    B[0] = M.T @ Y - XtX
+    B[1] = XtX
+    B[2] = np.eye(m)
+    kron = (A.reshape(3, p * p).T @ B.reshape(3, m * m)).reshape(p, p, m, m).transpose(0, 2, 1, 3)
+    U = np.empty((2, p, m))  # index (i, l)
+    U[0], U[1] = X, Y
+    V = np.empty((2, p, m))  # index (j, k)
+    V[0], V[1] = Z, X
+    cross = (U.reshape(2, pm).T @ V.reshape(2, pm)).reshape(p, m, p, m).transpose(0, 3, 2, 1)
     H[:pm, :pm] = (kron + cross).reshape(pm, pm)
     H[:pm, pm:] = (P[:, None, :] * Z.T[None, :, :] + W[:, None, :] * X.T[None, :, :]).reshape(pm, p)
     H[pm:, :pm] = H[:pm, pm:].T
