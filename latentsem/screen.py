@@ -218,8 +218,9 @@ def decide_deletions(masks, parents, S, parent, f_parent, tolerance, *, band=DEF
         parents = np.asarray(parents, dtype=bool)
         sub_parents = parents if parents.ndim == 2 else parents[todo]
         f_accept = f_parent + tolerance[todo]
+        # f_lower: a deletion cannot lower f, so a start that ends at the parent's f ends the candidate.
         f, _, _, n_iter[todo] = fit_specs(masks[todo], sub_parents, S, starts, max_iter=max_iter,
-                                                  f_accept=f_accept, f_lower=f_parent)
+                                          f_accept=f_accept, f_lower=f_parent)
         change[todo] = f - f_parent
         accept[todo] = within_tolerance(f, f_parent, tolerance[todo])
     return DeletionDecisions(accept, screen, refitted, change, n_iter)
