@@ -166,7 +166,8 @@ def write_markdown(path, r):
               "|---|---|---|---|---|---|---|---|---|"]
     for g in r["graphs"]:
         wrong = "; ".join(
-            f"{name}@{band}: " + ", ".join(f"{w['pair']} ({w['exact_drop']:.2e}, {w['screen']:.2e})" for w in b["wrong"])
+            f"{name}@{band}: " + ", ".join(f"{w['pair']} ({w['exact_drop']:.2e}, {w['screen']:.2e})"
+                                           for w in b["wrong"])
             for name, c in g["criteria"].items() for band, b in c["bands"].items() if b["wrong"]) or "none"
         lines.append(f"| {g['seed']} | {g['p']} | {g['n_pairs']} | {g['exact_cpu_ms_per_pair']:.1f} | "
                      f"{g['criteria']['lr']['tolerance']:.2e} | {g['criteria']['lr']['n_accepted_exact']} | "

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from latentsem.score import Params, efa_ml, fit_specs, params_from_phi, candidate_starts
+from latentsem.score import candidate_starts, efa_ml, fit_specs, params_from_phi
 from latentsem.screen import (
     canonical_rank_statistic, decide_deletions, deletion_screen, rank_constraint, within_tolerance,
 )
