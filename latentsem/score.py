@@ -495,11 +495,12 @@ def _factor_f(M, psi, S_chol):
 
 
 def _precision(C):
-    """Sigma^-1 from the lower Cholesky factor of Sigma."""
+    """Sigma^-1 from the lower Cholesky factor of Sigma (upper triangle zero, as ``_factor_f`` leaves it)."""
     from scipy.linalg import lapack
 
-    P, _ = lapack.dpotri(C, lower=1)
-    return np.tril(P) + np.tril(P, -1).T
+    P, _ = lapack.dpotri(C, lower=1)  # fills the lower triangle; the zero upper one is left alone
+    P += np.tril(P, -1).T
+    return P
 
 
 def _factor_gradient_hessian(M, P, S):
@@ -530,12 +531,19 @@ def _factor_gradient_hessian(M, P, S):
     g[:pm] = (G @ M).ravel()
     g[pm:] = 0.5 * np.diag(G)
     H = np.empty((pm + p, pm + p))
-    A = np.stack([P.ravel(), W.ravel(), G.ravel()], axis=1)  # (p p, 3)
-    B = np.stack([(M.T @ Y - XtX).ravel(), XtX.ravel(), np.eye(m).ravel()])  # (3, m m)
-    kron = (A @ B).reshape(p, p, m, m).transpose(0, 2, 1, 3)
-    U = np.stack([X.ravel(), Y.ravel()], axis=1)  # index (i, l)
-    V = np.stack([Z.ravel(), X.ravel()])  # index (j, k)
-    cross = (U @ V).reshape(p, m, p, m).transpose(0, 3, 2, 1)
+    # Preallocated factors instead of np.stack: at these sizes numpy's call overhead dominates.
+    A = np.empty((3, p, p))
+    A[0], A[1], A[2] = P, W, G
+    B = np.empty((3, m, m))
+    B[0] = M.T @ Y - XtX
+    B[1] = XtX
+    B[2] = np.eye(m)
+    kron = (A.reshape(3, p * p).T @ B.reshape(3, m * m)).reshape(p, p, m, m).transpose(0, 2, 1, 3)
+    U = np.empty((2, p, m))  # index (i, l)
+    U[0], U[1] = X, Y
+    V = np.empty((2, p, m))  # index (j, k)
+    V[0], V[1] = Z, X
+    cross = (U.reshape(2, pm).T @ V.reshape(2, pm)).reshape(p, m, p, m).transpose(0, 3, 2, 1)
     H[:pm, :pm] = (kron + cross).reshape(pm, pm)
     H[:pm, pm:] = (P[:, None, :] * Z.T[None, :, :] + W[:, None, :] * X.T[None, :, :]).reshape(pm, p)
     H[pm:, :pm] = H[:pm, pm:].T
@@ -868,7 +876,9 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lo
         parent state's optimum). With several, each is fitted and the lowest f
         is kept (restarts against local optima, REFERENCE.md section 8).
     f_accept : float or ndarray (K,), optional
-        Stop a member as soon as its f reaches this value (sound early acceptance).
+        Stop a member as soon as its f reaches this value, and skip its
+        remaining starts (sound early acceptance: f after any iteration bounds
+        the optimum from above).
     f_lower : float or ndarray (K,), optional
         A lower bound of each member's optimum (e.g. its parent state's f, as a
         deletion can only raise f): once a start ends within 1e-9 of it, the
@@ -899,8 +909,7 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lo
     factor = np.array([_is_factor_model(loadings[k], parents[k]) for k in range(K)], dtype=bool)
     with _one_blas_thread():
         for stage in range(max(len(s) for s in start_lists)):
-            todo = [k for k in range(K) if len(start_lists[k]) > stage
-                    and (bound is None or params[k] is None or f[k] > bound[k] + 1e-9)]
+            todo = [k for k in range(K) if len(start_lists[k]) > stage and not _settled(k, f, params, bound, f_accept)]
             if not todo:
                 break
             out = _fit_stage(todo, factor, loadings, parents, S, [start_lists[k][stage] for k in todo],
@@ -911,6 +920,20 @@ def fit_specs(loadings, parents, S, starts, max_iter=500, f_accept=None, *, f_lo
                 if params[k] is None or f_k < f[k]:
                     f[k], params[k], converged[k] = f_k, params_k, conv_k
     return f, params, converged, n_iter
+
+
+def _settled(k, f, params, f_lower, f_accept):
+    """Whether member k's remaining starts cannot change its outcome.
+
+    Either a start ended within 1e-9 of the lower bound (no start can go
+    lower), or one reached ``f_accept``: the acceptance is already proven,
+    which is all a caller passing ``f_accept`` asks (sound early acceptance).
+    """
+    if params[k] is None:
+        return False
+    if f_lower is not None and f[k] <= f_lower[k] + 1e-9:
+        return True
+    return f_accept is not None and f[k] <= f_accept[k]
 
 
 def _fit_stage(members, factor, loadings, parents, S, starts, floor, max_iter, f_accept, gtol):

@@ -327,6 +327,19 @@ def test_f_accept_stops_a_member_as_soon_as_it_is_reached(sample_graph, initial_
         assert f_before[0] > f_accept[k]
 
 
+def test_f_accept_skips_a_members_remaining_starts_once_reached(sample_graph, initial_optimum):
+    # The acceptance is proven by the first start: later starts cannot change it, so they must not run.
+    truth, S = sample_graph
+    spec = ScoreSpec.from_structure(initial_state(truth))
+    mask = pair_mask(spec.loadings, 0, 1)
+    starts = candidate_starts(initial_optimum.params, mask, n_random=1, random_state=0)
+    f_first, _, _, n_first = fit_specs(mask[None], spec.parents, S, [starts[0]])
+    f_all, _, _, n_all = fit_specs(mask[None], spec.parents, S, [starts])
+    assert n_all[0] > n_first[0]  # without f_accept the restarts run
+    f_acc, _, _, n_acc = fit_specs(mask[None], spec.parents, S, [starts], f_accept=f_first[0] + 1e-12)
+    assert n_acc[0] <= n_first[0] and f_acc[0] <= f_first[0] + 1e-12
+
+
 # ----------------------------------------------------------- input errors
 def test_score_ml_rejects_covariance_edges_and_a_wrongly_sized_covariance(holzinger):
     S, n = holzinger
