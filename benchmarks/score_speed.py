@@ -115,12 +115,10 @@ def parent_optimum(S, m):
 
 def draw_candidates(p, m, rng):
     """(kind, items, mask) for the 105 pairs and 95 drawn "item keeps one latent" rows."""
-    cands = []
-    for i, j in itertools.combinations(range(p), 2):  # Alg. 1 line 13, k = 1
-        mask = np.ones((p, m), dtype=bool)
-        mask[[i, j]] = False
-        mask[[i, j], 0] = True
-        cands.append(("pair", (i, j), mask))
+    from latentsem.screen import pair_masks
+
+    # Alg. 1 line 13, k = 1: pair_masks lists the pairs in itertools.combinations order.
+    cands = [("pair", ij, mask) for ij, mask in zip(itertools.combinations(range(p), 2), pair_masks(p, m))]
     rows = [(j, l) for j in range(p) for l in range(m)]
     for idx in rng.choice(len(rows), size=N_CANDIDATES - len(cands), replace=False):
         j, l = rows[idx]

@@ -56,20 +56,10 @@ def seed_range(text):
     return list(range(int(lo), int(hi or lo) + 1))
 
 
-def pair_masks(p, m):
-    masks = []
-    for i in range(p):
-        for j in range(i + 1, p):
-            mask = np.ones((p, m), dtype=bool)
-            mask[[i, j]] = False
-            mask[[i, j], 0] = True
-            masks.append(mask)
-    return np.stack(masks)
-
-
 def problem(seed):
     """S, parents, the initial state's optimum and f, the pair masks."""
     from latentsem.score import efa_ml, fit_specs
+    from latentsem.screen import pair_masks
     from score_speed import standardized_covariance  # the speed benchmark's data recipe
 
     truth = _graph(seed)

@@ -71,6 +71,22 @@ def within_tolerance(f, f_parent, tolerance):
     return np.asarray(f) <= np.asarray(f_parent) + np.asarray(tolerance)
 
 
+def pair_masks(p, m):
+    """Loading masks of Alg. 1's first step (k = 1) on the initial state: each item pair kept on one latent.
+
+    Returns an array of shape (p (p - 1) / 2, p, m); every other item keeps all
+    m latents (Definition 3). Pairs come in (0, 1), (0, 2), ... order.
+    """
+    masks = []
+    for i in range(p):
+        for j in range(i + 1, p):
+            mask = np.ones((p, m), dtype=bool)
+            mask[[i, j]] = False
+            mask[[i, j], 0] = True
+            masks.append(mask)
+    return np.stack(masks)
+
+
 def rank_constraint(mask, parent_mask=None):
     """The rank constraint a Phase-1 candidate imposes: ``(J, r)``, or None when the screen does not apply.
 

@@ -173,9 +173,8 @@ def test_same_random_state_gives_the_same_model(chain_data, chain_fit):
     assert [s.to_dict() for s in second.history_] == [s.to_dict() for s in first.history_]
 
 
-def test_n_jobs_runs_workers_and_does_not_change_the_model(chain_data, chain_fit, monkeypatch):
-    frame, _ = chain_data
-    serial, _ = chain_fit
+def record_parallel_workers(monkeypatch):
+    """Make joblib.Parallel record its n_jobs; returns the (growing) list of recorded values."""
     worker_counts = []
 
     class RecordingParallel(joblib.Parallel):
@@ -184,6 +183,13 @@ def test_n_jobs_runs_workers_and_does_not_change_the_model(chain_data, chain_fit
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(joblib, "Parallel", RecordingParallel)
+    return worker_counts
+
+
+def test_n_jobs_runs_workers_and_does_not_change_the_model(chain_data, chain_fit, monkeypatch):
+    frame, _ = chain_data
+    serial, _ = chain_fit
+    worker_counts = record_parallel_workers(monkeypatch)
     parallel = LGES(random_state=0, n_jobs=2).fit(frame)
     assert worker_counts and set(worker_counts) == {2}  # Phase 2 batches were split over 2 workers
     assert without_runtime(parallel.model_) == without_runtime(serial.model_)
@@ -550,14 +556,7 @@ def test_auto_keeps_the_criterion_whose_model_has_the_lower_bic(chain_data):
 def test_auto_runs_its_two_searches_in_parallel_with_the_same_result(chain_data, monkeypatch):
     frame, _ = chain_data
     serial = LGES(criterion="auto", random_state=0).fit(frame)
-    worker_counts = []
-
-    class RecordingParallel(joblib.Parallel):
-        def __init__(self, *args, **kwargs):
-            worker_counts.append(kwargs.get("n_jobs"))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(joblib, "Parallel", RecordingParallel)
+    worker_counts = record_parallel_workers(monkeypatch)
     parallel = LGES(criterion="auto", random_state=0, n_jobs=2).fit(frame)
     assert worker_counts == [2]  # one worker per criterion, each search serial inside
     assert without_runtime(parallel.model_) == without_runtime(serial.model_)

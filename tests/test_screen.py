@@ -14,7 +14,7 @@ import pytest
 
 from latentsem.score import candidate_starts, efa_ml, fit_specs, params_from_phi
 from latentsem.screen import (
-    canonical_rank_statistic, decide_deletions, deletion_screen, rank_constraint, within_tolerance,
+    canonical_rank_statistic, decide_deletions, deletion_screen, pair_masks, rank_constraint, within_tolerance,
 )
 from latentsem.simulate.gnfm import random_gnfm, simulate_data
 
@@ -38,17 +38,6 @@ def lr_tolerance(p):
 
 
 DELTA = 0.25 * math.log(N) / N  # the paper's delta (LGES's default delta_scale)
-
-
-def pair_masks(p, m):
-    masks = []
-    for i in range(p):
-        for j in range(i + 1, p):
-            mask = np.ones((p, m), dtype=bool)
-            mask[[i, j]] = False
-            mask[[i, j], 0] = True
-            masks.append(mask)
-    return np.stack(masks)
 
 
 def initial_state_problem(seed):
