@@ -400,6 +400,19 @@ class LGES:
             df += within_df
         return change, df
 
+    def _independence_change(self, J):
+        """Drop of "items J have no latent parent", the rest saturated (the 0-factor model).
+
+        J's items are then independent of one another and of every other item;
+        with S a correlation matrix and Omega = S^-1 the likelihood ratio is
+        closed-form, 1/2 log det Omega_JJ (det S = det S_rest / det Omega_JJ).
+        Returns (change, df) with df = |J|(|J| - 1)/2 + |J| (p - |J|).
+        """
+        J = list(J)
+        change = 0.5 * float(np.linalg.slogdet(self._Omega[np.ix_(J, J)])[1])
+        n_rest = self._S.shape[0] - len(J)
+        return max(change, 0.0), len(J) * (len(J) - 1) // 2 + len(J) * n_rest
+
     def _item_change(self, C, j, r):
         """Drop of "item j keeps only the latents of pure children C" (a nested LR).
 
@@ -431,7 +444,7 @@ class LGES:
         m = p // 2
         mask = np.ones((p, m), dtype=bool)                            # line 3 (Definition 3)
         found, P, clusters_of = [], [], {}
-        X_t = list(range(p))
+        X_t = self._drop_unrelated_items(mask, list(range(p)))
         k = 1
         k_max = self.max_group_size or p
         while k <= len(X_t) / 2 and k <= k_max:                        # line 4
@@ -443,6 +456,41 @@ class LGES:
         keep = list(found)                                             # line 22: drop L \ L_d
         groups = [[keep.index(j) for j in g] for g in P]
         return mask[:, keep], groups
+
+    def _drop_unrelated_items(self, mask, X_t):
+        """Items uncorrelated with all others lose every latent parent before line 4.
+
+        Not in the paper. Such an item passes every rank test trivially (rank 0
+        is at most any r), so lines 5-11 would give it the first latents they
+        try, with loadings near zero. Its "no latent parent" deletion
+        (:meth:`_independence_change`) is tested against the initial state; the
+        item then stays without a latent.
+        """
+        kept = []
+        for j in X_t:
+            change, df = self._independence_change([j])
+            self.n_candidates_ += 1
+            if self._accepts(change, df):
+                mask[j] = False
+                self.history_.append(Step(1, "before l.4", f"item {j} has no latent parent",
+                                          float(change), self._tolerance_of(df)))
+            else:
+                kept.append(j)
+        return kept
+
+    def _no_factor_change(self, X_prime):
+        """Drop of "X' has no latent parent" from "X' caused by one latent only" (a nested LR).
+
+        Not in the paper. When X' shares no latent, rank(S[X', rest]) is 0 and
+        the rank-1 test of lines 14-16 passes trivially, so a cluster of
+        unrelated items would get a latent with near-zero loadings. The
+        0-factor model is nested in the 1-factor one (zero loadings), so the
+        difference of the two statistics is a likelihood ratio with the
+        difference of their degrees of freedom.
+        """
+        zero, zero_df = self._independence_change(X_prime)
+        one, one_df = self._cluster_change(X_prime, 1)
+        return max(zero - one, 0.0), zero_df - one_df
 
     def _phase1_impure(self, mask, found, clusters_of, X_t, k):
         """Alg. 1 lines 5-11: items whose parents are a size-k subset of found latents.
@@ -530,6 +578,14 @@ class LGES:
             fresh = [j for j in range(m) if j not in found]
             if len(fresh) < k:
                 break
+            if k == 1:                                                 # before line 18: a 0-factor test
+                change, df = self._no_factor_change(X_prime)
+                if self._accepts(change, df):
+                    mask[X_prime] = False
+                    X_t = [j for j in X_t if j not in X_prime]
+                    self.history_.append(Step(1, "Alg.1 l.17", f"items {X_prime} have no latent parent",
+                                              float(change), self._tolerance_of(df)))
+                    continue
             L_new = fresh[:k]                                          # line 18
             mask[X_prime] = False                                      # line 19
             mask[np.ix_(X_prime, L_new)] = True
@@ -585,6 +641,8 @@ class LGES:
         regressing the current latent covariance onto the new DAG.
         """
         g = len(groups)
+        if g == 0:
+            return self._no_latent_model(mask, names)
         D = np.zeros((g, g), dtype=bool)                               # line 3: S = S_phase1,
         U = ~np.eye(g, dtype=bool)                                     # complete among groups
         params, f_cur = self._fit_phase1_model(mask, groups)
@@ -621,6 +679,13 @@ class LGES:
             mask, params, f_cur = self._refine_loadings(mask, groups, group_dag, params, f_cur)
         structure = self._to_structure(mask, groups, group_dag, names)  # lines 14-16
         return structure, params, f_cur
+
+    def _no_latent_model(self, mask, names):
+        """Phase 1 found no latent: the items are independent (Sigma = diag(S) = I)."""
+        p = mask.shape[0]
+        params = Params(np.zeros((p, 0)), np.zeros((0, 0)), np.ones(p))
+        structure = Structure.from_masks(names, [], np.zeros((p, 0), dtype=bool), groups=[])
+        return structure, params, 0.5 * p
 
     def _best_extension(self, mask, groups, D, U, params, order_cur, max_dags=120):
         """Lines 14-15 with the orientation chosen by likelihood.

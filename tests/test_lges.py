@@ -247,10 +247,11 @@ def test_explicit_delta_selects_the_papers_rule_and_huge_delta_deletes_all_laten
     assert all(step.tolerance == 10.0 for step in est.history_)
     model = est.model_
     assert not model.latent_directed().any() and not model.latent_undirected().any()
-    # Measured: every 2-subset passes at k = 1, so line 16's disjoint set joins all items under one latent.
-    assert model.latent == ("L1",)
-    assert set(model.children("L1")) == set(model.observed)
-    assert [step.phase for step in est.history_] == [1]
+    # Every deletion passes, "item j has no latent parent" (the 0-factor test before line 4) included:
+    # each item loses every latent, so no latent and no edge remain (before that test, line 16's
+    # disjoint set joined all items under one latent).
+    assert model.latent == () and model.edges == ()
+    assert [(step.phase, step.line) for step in est.history_] == [(1, "before l.4")] * len(model.observed)
 
 
 def test_zero_delta_keeps_nothing(chain_data):
@@ -482,3 +483,47 @@ def test_refinement_respects_min_loading():
     assert not [step for step in floor.history_ if step.line == "refine (add)"]
     with pytest.raises(LatentsemError, match="min_loading"):
         LGES(min_loading=1.5).fit_covariance(S, 100_000)
+
+
+# ------------------------------------------------- items without a common factor
+def one_factor_frame(n, seed, unrelated=0):
+    """Five items of one factor (loadings 0.7, noise sd 0.7), then ``unrelated`` independent items."""
+    rng = np.random.default_rng(seed)
+    factor = rng.standard_normal((n, 1))
+    X = np.hstack([factor @ np.full((1, 5), 0.7) + 0.7 * rng.standard_normal((n, 5)),
+                   rng.standard_normal((n, unrelated))])
+    return pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(X.shape[1])])
+
+
+@pytest.mark.parametrize("n", [200, 1000, 5000])
+def test_independent_items_get_no_latent(n):
+    # A rank-1 test passes trivially when the true rank is 0: before the 0-factor
+    # test these data got one latent with near-zero loadings.
+    X = pd.DataFrame(np.random.default_rng(n).standard_normal((n, 6)), columns=list("abcdef"))
+    est = LGES(random_state=0).fit(X)
+    assert est.model_.latent == ()
+    assert est.model_.edges == ()
+    assert est.log_likelihood_ == pytest.approx(-n * 6 / 2)         # Sigma = I against a correlation matrix
+    assert Structure.from_json(est.model_.to_json()).latent == ()
+
+
+@pytest.mark.parametrize("n", [200, 1000])
+def test_one_factor_keeps_its_latent_and_an_unrelated_item_gets_none(n):
+    est = LGES(random_state=0).fit(one_factor_frame(n, seed=n, unrelated=1))
+    assert item_sets(est.model_) == {frozenset({"x1", "x2", "x3", "x4", "x5"})}
+    assert est.model_.parents("x6") == []
+    assert any("no latent parent" in step.description for step in est.history_)
+
+
+def test_no_factor_change_is_a_nested_ratio_that_passes_only_without_a_factor():
+    independent = LGES().fit_covariance(np.eye(6), 1000)
+    change, df = independent._no_factor_change([0, 1, 2])
+    assert change == 0.0 and df == 3 + 3 * 3 - 2 * 2                  # 0-factor df minus rank-1 df
+    data = one_factor_frame(1000, seed=1)
+    est = LGES(random_state=0).fit(data)
+    change, df = est._no_factor_change([0, 1, 2])
+    assert change > 0 and not est._accepts(change, df)
+    S = data.corr().to_numpy()
+    rest = [3, 4]
+    full = 0.5 * (np.linalg.slogdet(S[np.ix_(rest, rest)])[1] - np.linalg.slogdet(S)[1])
+    assert est._independence_change([0, 1, 2])[0] == pytest.approx(full)
