@@ -452,6 +452,7 @@ class LGES:
             X_t = self._phase1_impure(mask, found, clusters_of, X_t, k)           # lines 5-11
             X_t = self._phase1_clusters(mask, found, clusters_of, X_t, k, P, m)   # lines 12-20
             k += 1                                                     # line 21
+        self._split_shared_pairs(mask, found, clusters_of, P, m)
         self._assign_remaining(mask, found, clusters_of, X_t, P)
         keep = list(found)                                             # line 22: drop L \ L_d
         groups = [[keep.index(j) for j in g] for g in P]
@@ -532,6 +533,60 @@ class LGES:
         described = " or ".join(str(option) for _, option, _ in sorted(options))
         self.history_.append(Step(1, line, f"item {j} keeps latents {described} only",
                                   float(change), self._tolerance_of(df)))
+
+    def _split_shared_pairs(self, mask, found, clusters_of, P, m):
+        """Items that Phase 1 gave two single latents g, h may be a two-latent group with g's children.
+
+        Not in the paper. Lines 13-16 run at k = 1 before any two-latent group is
+        looked for, and a pair of a two-latent group's children can pass the
+        rank-1 test (its violation is diluted over all other items). The rest of
+        the group, Q, then passes lines 5-11 at k = 2 with the pair's latent g and
+        some other latent h. That state says the children of g, of h and Q, U,
+        reach the other items through 2 latents; it is tested against 3 (both
+        :meth:`_cluster_change` on the same variables, so the difference is a
+        nested likelihood ratio, with Q's violations added up instead of diluted
+        item by item). When the tolerance rejects it, Q and the children of one
+        of g, h become a two-latent group {that latent, a fresh one} and Q loses
+        the other: of the two sides that pass "caused by 2 latents only", the one
+        with the smaller change relative to its tolerance.
+        """
+        for g, h in itertools.combinations(range(len(P)), 2):
+            if len(P[g]) != 1 or len(P[h]) != 1 or m == len(found):
+                continue
+            C_g, C_h = clusters_of[P[g][0]], clusters_of[P[h][0]]
+            both = sorted(P[g] + P[h])
+            Q = [j for j in range(mask.shape[0]) if j not in C_g and j not in C_h
+                 and list(np.flatnonzero(mask[j])) == both]
+            if not Q:
+                continue
+            change, df = self._fewer_latents_change(sorted(set(C_g) | set(C_h) | set(Q)), 2)
+            if self._accepts(change, df):
+                continue
+            sides = []                                                 # which single latent Q joins
+            for a, C_a in ((g, C_g), (h, C_h)):
+                group = sorted(set(C_a) | set(Q))
+                fit, fit_df = self._cluster_change(group, 2)
+                if self._accepts(fit, fit_df):
+                    sides.append((fit / self._tolerance_of(fit_df), a, group))
+            if not sides:
+                continue
+            _, a, group = min(sides)
+            lat_a, lat_other = P[a][0], P[h if a == g else g][0]
+            fresh = next(j for j in range(m) if j not in found)
+            mask[group] = False
+            mask[np.ix_(group, [lat_a, fresh])] = True
+            found.append(fresh)
+            P[a] = [lat_a, fresh]
+            clusters_of[lat_a] = clusters_of[fresh] = group
+            self.history_.append(Step(1, "after l.21", f"items {group} caused by latents {P[a]} only "
+                                      f"(their union with latent {lat_other}'s children needs 3 latents)",
+                                      float(change), self._tolerance_of(df)))
+
+    def _fewer_latents_change(self, U, r):
+        """Drop of "items U caused by r latents only" from "... by r + 1 latents" (nested, same variables)."""
+        fewer, fewer_df = self._cluster_change(U, r)
+        more, more_df = self._cluster_change(U, r + 1)
+        return max(fewer - more, 0.0), fewer_df - more_df
 
     def _assign_remaining(self, mask, found, clusters_of, X_t, P):
         """Items left in X_t after line 21: parents = the smallest passing union of groups.
