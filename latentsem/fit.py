@@ -399,6 +399,20 @@ def _unscaled_loading_starts(full, names, model, S, observed):
             params[name].start = float(np.sqrt(S[i, i] / 2))
 
 
+def _refuse_isolated_items(table):
+    """Items that only have a variance (no loading, path or covariance) cannot be fitted by semopy.
+
+    LGES leaves an item without any latent parent when it correlates with no
+    other item; such an item adds nothing to the model but its own variance.
+    """
+    linked = {name for row in table if row.op != "~~" or row.lhs != row.rhs for name in (row.lhs, row.rhs)}
+    isolated = [name for name in table.observed if name not in linked]
+    if isolated:
+        raise StructureError(f"The items {isolated} have no loading, path or covariance in the model (for LGES: no "
+                             "latent parent was found for them); remove them from the model (the 'observed' list "
+                             "of a structure JSON) and fit it again.")
+
+
 def _observed_columns(table, data):
     frame = data.frame
     missing = [name for name in table.observed if name not in frame.columns]
@@ -580,6 +594,7 @@ def fit_model(model, data, latent_covariances=None, bounds=True) -> FitResult:
     if not any(row.op in ("=~", "~") or (row.op == "~~" and row.lhs != row.rhs) for row in table):
         raise StructureError("The model has no loadings, regressions or covariances (an empty structure); "
                              "there is nothing to fit: give it at least one latent variable or path.")
+    _refuse_isolated_items(table)
     full = complete_table(table, semantics)
     observed = _observed_columns(full, data)
     frame = data.frame[observed]

@@ -482,6 +482,19 @@ class LGES:
             df += within_df
         return change, df
 
+    def _independence_change(self, J):
+        """Drop of "items J have no latent parent", the rest saturated (the 0-factor model).
+
+        J's items are then independent of one another and of every other item;
+        with S a correlation matrix and Omega = S^-1 the likelihood ratio is
+        closed-form, 1/2 log det Omega_JJ (det S = det S_rest / det Omega_JJ).
+        Returns (change, df) with df = |J|(|J| - 1)/2 + |J| (p - |J|).
+        """
+        J = list(J)
+        change = 0.5 * float(np.linalg.slogdet(self._Omega[np.ix_(J, J)])[1])
+        n_rest = self._S.shape[0] - len(J)
+        return max(change, 0.0), len(J) * (len(J) - 1) // 2 + len(J) * n_rest
+
     def _item_change(self, C, j, r):
         """Drop of "item j keeps only the latents of pure children C" (a nested LR).
 
@@ -513,7 +526,7 @@ class LGES:
         m = p // 2
         mask = np.ones((p, m), dtype=bool)                            # line 3 (Definition 3)
         found, P, clusters_of = [], [], {}
-        X_t = list(range(p))
+        X_t = self._drop_unrelated_items(mask, list(range(p)))
         k = 1
         k_max = self.max_group_size or p
         while k <= len(X_t) / 2 and k <= k_max:                        # line 4
@@ -521,10 +534,46 @@ class LGES:
             X_t = self._phase1_impure(mask, found, clusters_of, X_t, k)           # lines 5-11
             X_t = self._phase1_clusters(mask, found, clusters_of, X_t, k, P, m)   # lines 12-20
             k += 1                                                     # line 21
+        self._split_shared_pairs(mask, found, clusters_of, P, m)
         self._assign_remaining(mask, found, clusters_of, X_t, P)
         keep = list(found)                                             # line 22: drop L \ L_d
         groups = [[keep.index(j) for j in g] for g in P]
         return mask[:, keep], groups
+
+    def _drop_unrelated_items(self, mask, X_t):
+        """Items uncorrelated with all others lose every latent parent before line 4.
+
+        Not in the paper. Such an item passes every rank test trivially (rank 0
+        is at most any r), so lines 5-11 would give it the first latents they
+        try, with loadings near zero. Its "no latent parent" deletion
+        (:meth:`_independence_change`) is tested against the initial state; the
+        item then stays without a latent.
+        """
+        kept = []
+        for j in X_t:
+            change, df = self._independence_change([j])
+            self.n_candidates_ += 1
+            if self._accepts(change, df):
+                mask[j] = False
+                self.history_.append(Step(1, "before l.4", f"item {j} has no latent parent",
+                                          float(change), self._tolerance_of(df)))
+            else:
+                kept.append(j)
+        return kept
+
+    def _no_factor_change(self, X_prime):
+        """Drop of "X' has no latent parent" from "X' caused by one latent only" (a nested LR).
+
+        Not in the paper. When X' shares no latent, rank(S[X', rest]) is 0 and
+        the rank-1 test of lines 14-16 passes trivially, so a cluster of
+        unrelated items would get a latent with near-zero loadings. The
+        0-factor model is nested in the 1-factor one (zero loadings), so the
+        difference of the two statistics is a likelihood ratio with the
+        difference of their degrees of freedom.
+        """
+        zero, zero_df = self._independence_change(X_prime)
+        one, one_df = self._cluster_change(X_prime, 1)
+        return max(zero - one, 0.0), zero_df - one_df
 
     def _phase1_impure(self, mask, found, clusters_of, X_t, k):
         """Alg. 1 lines 5-11: items whose parents are a size-k subset of found latents.
@@ -566,6 +615,60 @@ class LGES:
         described = " or ".join(str(option) for _, option, _ in sorted(options))
         self.history_.append(Step(1, line, f"item {j} keeps latents {described} only",
                                   float(change), self._tolerance_of(df)))
+
+    def _split_shared_pairs(self, mask, found, clusters_of, P, m):
+        """Items that Phase 1 gave two single latents g, h may be a two-latent group with g's children.
+
+        Not in the paper. Lines 13-16 run at k = 1 before any two-latent group is
+        looked for, and a pair of a two-latent group's children can pass the
+        rank-1 test (its violation is diluted over all other items). The rest of
+        the group, Q, then passes lines 5-11 at k = 2 with the pair's latent g and
+        some other latent h. That state says the children of g, of h and Q, U,
+        reach the other items through 2 latents; it is tested against 3 (both
+        :meth:`_cluster_change` on the same variables, so the difference is a
+        nested likelihood ratio, with Q's violations added up instead of diluted
+        item by item). When the tolerance rejects it, Q and the children of one
+        of g, h become a two-latent group {that latent, a fresh one} and Q loses
+        the other: of the two sides that pass "caused by 2 latents only", the one
+        with the smaller change relative to its tolerance.
+        """
+        for g, h in itertools.combinations(range(len(P)), 2):
+            if len(P[g]) != 1 or len(P[h]) != 1 or m == len(found):
+                continue
+            C_g, C_h = clusters_of[P[g][0]], clusters_of[P[h][0]]
+            both = sorted(P[g] + P[h])
+            Q = [j for j in range(mask.shape[0]) if j not in C_g and j not in C_h
+                 and list(np.flatnonzero(mask[j])) == both]
+            if not Q:
+                continue
+            change, df = self._fewer_latents_change(sorted(set(C_g) | set(C_h) | set(Q)), 2)
+            if self._accepts(change, df):
+                continue
+            sides = []                                                 # which single latent Q joins
+            for a, C_a in ((g, C_g), (h, C_h)):
+                group = sorted(set(C_a) | set(Q))
+                fit, fit_df = self._cluster_change(group, 2)
+                if self._accepts(fit, fit_df):
+                    sides.append((fit / self._tolerance_of(fit_df), a, group))
+            if not sides:
+                continue
+            _, a, group = min(sides)
+            lat_a, lat_other = P[a][0], P[h if a == g else g][0]
+            fresh = next(j for j in range(m) if j not in found)
+            mask[group] = False
+            mask[np.ix_(group, [lat_a, fresh])] = True
+            found.append(fresh)
+            P[a] = [lat_a, fresh]
+            clusters_of[lat_a] = clusters_of[fresh] = group
+            self.history_.append(Step(1, "after l.21", f"items {group} caused by latents {P[a]} only "
+                                      f"(their union with latent {lat_other}'s children needs 3 latents)",
+                                      float(change), self._tolerance_of(df)))
+
+    def _fewer_latents_change(self, U, r):
+        """Drop of "items U caused by r latents only" from "... by r + 1 latents" (nested, same variables)."""
+        fewer, fewer_df = self._cluster_change(U, r)
+        more, more_df = self._cluster_change(U, r + 1)
+        return max(fewer - more, 0.0), fewer_df - more_df
 
     def _assign_remaining(self, mask, found, clusters_of, X_t, P):
         """Items left in X_t after line 21: parents = the smallest passing union of groups.
@@ -612,6 +715,14 @@ class LGES:
             fresh = [j for j in range(m) if j not in found]
             if len(fresh) < k:
                 break
+            if k == 1:                                                 # before line 18: a 0-factor test
+                change, df = self._no_factor_change(X_prime)
+                if self._accepts(change, df):
+                    mask[X_prime] = False
+                    X_t = [j for j in X_t if j not in X_prime]
+                    self.history_.append(Step(1, "Alg.1 l.17", f"items {X_prime} have no latent parent",
+                                              float(change), self._tolerance_of(df)))
+                    continue
             L_new = fresh[:k]                                          # line 18
             mask[X_prime] = False                                      # line 19
             mask[np.ix_(X_prime, L_new)] = True
@@ -667,6 +778,8 @@ class LGES:
         regressing the current latent covariance onto the new DAG.
         """
         g = len(groups)
+        if g == 0:
+            return self._no_latent_model(mask, names)
         D = np.zeros((g, g), dtype=bool)                               # line 3: S = S_phase1,
         U = ~np.eye(g, dtype=bool)                                     # complete among groups
         params, f_cur = self._fit_phase1_model(mask, groups)
@@ -703,6 +816,13 @@ class LGES:
             mask, params, f_cur = self._refine_loadings(mask, groups, group_dag, params, f_cur)
         structure = self._to_structure(mask, groups, group_dag, names)  # lines 14-16
         return structure, params, f_cur
+
+    def _no_latent_model(self, mask, names):
+        """Phase 1 found no latent: the items are independent (Sigma = diag(S) = I)."""
+        p = mask.shape[0]
+        params = Params(np.zeros((p, 0)), np.zeros((0, 0)), np.ones(p))
+        structure = Structure.from_masks(names, [], np.zeros((p, 0), dtype=bool), groups=[])
+        return structure, params, 0.5 * p
 
     def _best_extension(self, mask, groups, D, U, params, order_cur, max_dags=120):
         """Lines 14-15 with the orientation chosen by likelihood.

@@ -235,3 +235,13 @@ def test_help():
     for option in ("--delta-scale", "--criterion [auto|lr|rmsea|delta]", "--epsilon", "--alpha", "--n-jobs", "--seed", "--lavaan",
                    "--example", "--quiet", "--force", "--dataset", "--columns", "--missing-code"):
         assert option in result.output
+
+
+def test_independent_items_are_reported_without_latent(tmp_path):
+    # Items with no common factor: no latent, said in words, and a valid JSON.
+    items = tmp_path / "independent.csv"
+    pd.DataFrame(np.random.default_rng(1).standard_normal((500, 6)), columns=list("abcdef")).to_csv(items, index=False)
+    result = invoke([items, "-o", tmp_path / "model.json"])
+    assert result.exit_code == 0, result.output
+    assert "no latent found: the items look mutually independent" in result.output
+    assert Structure.from_json(tmp_path / "model.json").latent == ()

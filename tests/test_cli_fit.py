@@ -79,6 +79,16 @@ def test_fit_missing_column_is_one_line_error(runner, hs_files):
     assert len(lines) == 1 and lines[0].startswith("Error: The model names ['zz'], which is not a column of the data")
 
 
+def test_fit_structure_with_an_item_without_parent_is_one_line_error(runner, hs_files):
+    # LGES leaves an item that correlates with no other item without a latent parent.
+    simple_structure({"visual": ["x1", "x2", "x3"]}, observed=["x1", "x2", "x3", "x4"]).to_json(hs_files / "orphan.json")
+    result = invoke(runner, "fit", hs_files / "hs.csv", hs_files / "orphan.json")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: The items ['x4'] have no loading, path or covariance")
+
+
 def test_fit_syntax_error_names_file_and_position(runner, hs_files):
     (hs_files / "bad.lav").write_text("f =~ x1 + x2 + x3\nf == 2\n")
     result = invoke(runner, "fit", hs_files / "hs.csv", hs_files / "bad.lav")

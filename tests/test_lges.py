@@ -253,10 +253,11 @@ def test_explicit_delta_selects_the_papers_rule_and_huge_delta_deletes_all_laten
     assert all(step.tolerance == 10.0 for step in est.history_)
     model = est.model_
     assert not model.latent_directed().any() and not model.latent_undirected().any()
-    # Measured: every 2-subset passes at k = 1, so line 16's disjoint set joins all items under one latent.
-    assert model.latent == ("L1",)
-    assert set(model.children("L1")) == set(model.observed)
-    assert [step.phase for step in est.history_] == [1]
+    # Every deletion passes, "item j has no latent parent" (the 0-factor test before line 4) included:
+    # each item loses every latent, so no latent and no edge remain (before that test, line 16's
+    # disjoint set joined all items under one latent).
+    assert model.latent == () and model.edges == ()
+    assert [(step.phase, step.line) for step in est.history_] == [(1, "before l.4")] * len(model.observed)
 
 
 def test_zero_delta_keeps_nothing(chain_data):
@@ -561,3 +562,71 @@ def test_auto_runs_its_two_searches_in_parallel_with_the_same_result(chain_data,
     assert worker_counts == [2]  # one worker per criterion, each search serial inside
     assert without_runtime(parallel.model_) == without_runtime(serial.model_)
     assert parallel.criterion_bic_ == serial.criterion_bic_ and parallel.n_jobs == 2
+
+
+# ------------------------------------------------- items without a common factor
+def one_factor_frame(n, seed, unrelated=0):
+    """Five items of one factor (loadings 0.7, noise sd 0.7), then ``unrelated`` independent items."""
+    rng = np.random.default_rng(seed)
+    factor = rng.standard_normal((n, 1))
+    X = np.hstack([factor @ np.full((1, 5), 0.7) + 0.7 * rng.standard_normal((n, 5)),
+                   rng.standard_normal((n, unrelated))])
+    return pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(X.shape[1])])
+
+
+@pytest.mark.parametrize("n", [200, 1000, 5000])
+def test_independent_items_get_no_latent(n):
+    # A rank-1 test passes trivially when the true rank is 0: before the 0-factor
+    # test these data got one latent with near-zero loadings.
+    X = pd.DataFrame(np.random.default_rng(n).standard_normal((n, 6)), columns=list("abcdef"))
+    est = LGES(random_state=0).fit(X)
+    assert est.model_.latent == ()
+    assert est.model_.edges == ()
+    assert est.log_likelihood_ == pytest.approx(-n * 6 / 2)         # Sigma = I against a correlation matrix
+    assert Structure.from_json(est.model_.to_json()).latent == ()
+
+
+@pytest.mark.parametrize("n", [200, 1000])
+def test_one_factor_keeps_its_latent_and_an_unrelated_item_gets_none(n):
+    est = LGES(random_state=0).fit(one_factor_frame(n, seed=n, unrelated=1))
+    assert item_sets(est.model_) == {frozenset({"x1", "x2", "x3", "x4", "x5"})}
+    assert est.model_.parents("x6") == []
+    assert any("no latent parent" in step.description for step in est.history_)
+
+
+def test_no_factor_change_is_a_nested_ratio_that_passes_only_without_a_factor():
+    independent = LGES().fit_covariance(np.eye(6), 1000)
+    change, df = independent._no_factor_change([0, 1, 2])
+    assert change == 0.0 and df == 3 + 3 * 3 - 2 * 2                  # 0-factor df minus rank-1 df
+    data = one_factor_frame(1000, seed=1)
+    est = LGES(random_state=0).fit(data)
+    change, df = est._no_factor_change([0, 1, 2])
+    assert change > 0 and not est._accepts(change, df)
+    S = data.corr().to_numpy()
+    rest = [3, 4]
+    full = 0.5 * (np.linalg.slogdet(S[np.ix_(rest, rest)])[1] - np.linalg.slogdet(S)[1])
+    assert est._independence_change([0, 1, 2])[0] == pytest.approx(full)
+
+
+# ---------------------------------------- a two-latent group split by a k = 1 pair
+@pytest.mark.parametrize("seed, max_shd", [(7, 10), (11, 11)])
+def test_pair_of_a_two_latent_group_taken_at_k1_is_rejoined(seed, max_shd):
+    # N = 1000: a pair of a two-latent group's children passed the rank-1 test at k = 1 and
+    # the rest of the group kept that latent and another single one (SHD 22 and 30 before;
+    # measured after: 10 and 11; seed 11 still gives two impure items a wrong parent).
+    X, truth = make_gnfm_dataset(seed, 1000)
+    est = LGES(random_state=seed).fit(X)
+    assert sorted(map(len, est.model_.groups)) == sorted(map(len, truth.groups))
+    assert compare_structures(truth, est.model_).shd <= max_shd
+    if seed == 7:
+        assert item_sets(est.model_) == item_sets(truth)
+    assert any("needs 3 latents" in step.description for step in est.history_)
+
+
+def test_fewer_latents_change_is_a_nested_likelihood_ratio(random_covariance_fit):
+    est, _ = random_covariance_fit
+    U = [0, 1, 2, 3, 4]
+    change, df = est._fewer_latents_change(U, 2)
+    (two, two_df), (three, three_df) = est._cluster_change(U, 2), est._cluster_change(U, 3)
+    assert change == pytest.approx(max(two - three, 0.0)) and change >= 0
+    assert df == two_df - three_df > 0

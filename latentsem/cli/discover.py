@@ -96,6 +96,11 @@ def summary_text(model, estimator, data):
     shared = [" & ".join(group) for group in model.groups if len(group) > 1]
     if shared:
         lines.append("  groups of latents with the same items: " + "; ".join(shared))
+    orphans = [name for name in model.observed if not model.parents(name)]
+    if not model.latent:
+        lines.append("  no latent found: the items look mutually independent (no common factor)")
+    elif orphans:
+        lines.append("  items without a latent parent (they correlate with no other item): " + ", ".join(orphans))
     lines.append(f"log-likelihood {estimator.log_likelihood_:.3f}; {estimator.n_candidates_} candidate structures "
                  f"scored in {estimator.runtime_:.1f} s")
     return "\n".join(lines)
