@@ -223,7 +223,8 @@ def test_output_contract(which, request):
 
     # Metadata and the paper's score L = -N f of an exact refit on the standardized covariance.
     assert est.n_samples_ == N and est.delta_ == pytest.approx(0.25 * math.log(N) / N, rel=1e-15)
-    assert est.alpha_ == pytest.approx(1 / N) and est.criterion_ == "lr"
+    assert est.alpha_ == pytest.approx(1 / N) and est.criterion == "auto" and est.criterion_ in ("lr", "rmsea")
+    assert est.bic_ == est.criterion_bic_[est.criterion_] == min(est.criterion_bic_.values())
     assert set(model.metadata) >= {"n_samples", "delta", "log_likelihood", "runtime_s"}
     assert model.metadata["n_samples"] == N
     assert model.metadata["delta"] == est.delta_
@@ -417,14 +418,15 @@ def test_phase1_recovers_every_item_set_from_the_population_covariance(seed):
 
 
 # ----------------------------------------------------------------- progress
-def test_progress_callable_receives_both_phases(chain_fit):
+def test_progress_callable_receives_both_phases_of_both_searches(chain_fit):
     est, reports = chain_fit
     stages = [stage for stage, _, _ in reports]
-    assert set(stages) == {"Phase 1", "Phase 2"}
-    assert stages == sorted(stages)  # every Phase 1 report comes before Phase 2
-    phase1 = [(done, total) for stage, done, total in reports if stage == "Phase 1"]
+    # criterion="auto": the lr search, then the rmsea search, each Phase 1 before its Phase 2.
+    assert list(dict.fromkeys(stages)) == ["Phase 1 (lr)", "Phase 2 (lr)", "Phase 1 (rmsea)", "Phase 2 (rmsea)"]
+    chosen = est.criterion_
+    phase1 = [(done, total) for stage, done, total in reports if stage == f"Phase 1 ({chosen})"]
     assert phase1[0] == (0, len(est.model_.observed) // 2)  # k = 1 of at most floor(p/2)
-    phase2 = [(done, total) for stage, done, total in reports if stage == "Phase 2"]
+    phase2 = [(done, total) for stage, done, total in reports if stage == f"Phase 2 ({chosen})"]
     n_deleted = sum(step.phase == 2 for step in est.history_)
     n_groups = len(est.model_.groups)
     assert phase2 == [(k, n_groups * (n_groups - 1) // 2) for k in range(n_deleted + 1)]
@@ -538,7 +540,8 @@ def test_bic_is_minus_twice_the_log_likelihood_plus_the_dimension_penalty(chain_
     est, _ = chain_fit
     k = n_free_parameters(est.model_)
     assert est.bic_ == pytest.approx(-2 * est.log_likelihood_ + k * math.log(N), rel=1e-12)
-    assert est.criterion_bic_ == {"lr": est.bic_}
+    single = LGES(criterion="lr", random_state=0).fit_covariance(est._S, N)  # one criterion: one entry
+    assert single.criterion_bic_ == {"lr": single.bic_}
 
 
 def test_auto_keeps_the_criterion_whose_model_has_the_lower_bic(chain_data):
@@ -615,7 +618,7 @@ def test_pair_of_a_two_latent_group_taken_at_k1_is_rejoined(seed, max_shd):
     # the rest of the group kept that latent and another single one (SHD 22 and 30 before;
     # measured after: 10 and 11; seed 11 still gives two impure items a wrong parent).
     X, truth = make_gnfm_dataset(seed, 1000)
-    est = LGES(random_state=seed).fit(X)
+    est = LGES(criterion="lr", random_state=seed).fit(X)  # the lr search's Phase 1 is what is tested
     assert sorted(map(len, est.model_.groups)) == sorted(map(len, truth.groups))
     assert compare_structures(truth, est.model_).shd <= max_shd
     if seed == 7:
