@@ -45,7 +45,7 @@ Design:
   rotation-invariant canonical-correlation screen in the parent's fitted Sigma,
   an exact refit (the engine's starts, seed k for candidate k, with early
   acceptance at f_parent + t) only when t / 3 < screen <= 3 t, at two
-  tolerances t: LGES's default (``criterion="lr"``: chi2_{1 - alpha}(df) / 2N,
+  tolerances t: LGES's LR test (``criterion="lr"``: chi2_{1 - alpha}(df) / 2N,
   alpha = min(0.05, 1/N), df = (|J| - r)(p - |J| - r), at least 1, from
   ``LGES._tolerance_of``) and the paper's delta = 0.25 log N / N. Its decisions
   are compared with the exact refit's, ``f_engine <= f_parent + t``. Timed one
@@ -56,7 +56,7 @@ Design:
 The last two lines printed are ``median_ms_per_candidate_exact_refit=<value>``
 (the engine's exact refit, one candidate per call, median wall time over the
 200) and ``median_ms_per_candidate=<value>`` (the decision per candidate at
-LGES's default tolerance, one candidate per call, median wall time over the 200).
+LGES's LR tolerance, one candidate per call, median wall time over the 200).
 """
 
 from __future__ import annotations
@@ -396,7 +396,7 @@ def run(args):
     print(f"engine one per call: median wall {np.median(wall_one) * 1e3:.2f} ms", flush=True)
     same = np.array([f_one[k] == f_eng[k] and identical(params_one[k], params_eng[k]) for k in range(len(cands))])
 
-    # The decision per candidate at LGES's default tolerance and at the paper's delta.
+    # The decision per candidate at LGES's LR tolerance and at the paper's delta.
     from latentsem.screen import deletion_screen
 
     decisions = {}
@@ -549,7 +549,7 @@ def summarize(r):
         ("engine, exact refit, one per call, median over the 95 single rows", f"{e1['median_ms_singles']:.2f}",
          f"{e1['median_cpu_ms_singles']:.2f}", ratio(e1["median_cpu_ms_singles"], b["median_cpu_ms_singles"])),
     ]
-    for name, label in (("lr", "LGES's default LR tolerance"), ("delta", "the paper's delta")):
+    for name, label in (("lr", "LGES's LR tolerance"), ("delta", "the paper's delta")):
         dd = r["decisions"][name]
         what = f"decision per candidate at {label} (screen; exact refit if t/3 < screen <= 3t)"
         rows += [
@@ -619,7 +619,7 @@ def write_markdown(path, r):
         "parent's fitted Sigma (r = latents kept; REFERENCE.md section 8) decides alone when screen <= t/3 "
         "(accept) or screen > 3t (reject); in between the candidate is refitted exactly with the engine's starts "
         "and stops as soon as f <= f_parent + t (sound early acceptance: f after any iteration bounds the optimum "
-        "from above). Tolerances t: LGES's default, `criterion=\"lr\"`, chi2_(1-alpha)(df) / 2N with alpha = "
+        "from above). Tolerances t: LGES's LR test, `criterion=\"lr\"`, chi2_(1-alpha)(df) / 2N with alpha = "
         "min(0.05, 1/N) and df = (|J| - r)(p - |J| - r) (at least 1), from `LGES._tolerance_of`; and the "
         "paper's delta = 0.25 log N / N. The reference decision is the exact refit's, f_engine <= f_parent + t. "
         "Timed one candidate per call, including building the starts of refitted candidates (the exact-refit "
@@ -671,7 +671,7 @@ def write_markdown(path, r):
         "accepted (decision / exact refit) | decisions that differ from the exact refit's |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, label in (("lr", "LGES default (lr, alpha = 1/N)"), ("delta", "paper's delta")):
+    for name, label in (("lr", "LGES lr (alpha = 1/N)"), ("delta", "paper's delta")):
         dd = r["decisions"][name]
         lines.append(
             f"| {label} | {dd['tolerance_pairs']:.3e} | {dd['tolerance_singles']:.3e} | {dd['median_ms']:.4f} | "
@@ -723,7 +723,7 @@ def write_markdown(path, r):
         f"median_ms_per_candidate_exact_refit={r['engine_single']['median_ms']:.4f} (engine, exact refit, one "
         "candidate per call, median wall over 200)",
         "",
-        f"median_ms_per_candidate={r['decisions']['lr']['median_ms']:.4f} (decision per candidate at LGES's default "
+        f"median_ms_per_candidate={r['decisions']['lr']['median_ms']:.4f} (decision per candidate at LGES's LR "
         "tolerance: screen, exact refit only near the threshold; one candidate per call, median wall over 200)",
         "",
     ]

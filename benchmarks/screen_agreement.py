@@ -19,7 +19,7 @@ Design:
   random_state=k)`` with ``f_lower=f_parent``, accepted when
   ``f <= f_parent + t``.
 * Decision path: ``latentsem.screen.decide_deletions`` with the same seeds, at
-  each band of ``--bands``, at LGES's default tolerance (``criterion="lr"``:
+  each band of ``--bands``, at LGES's LR tolerance (``criterion="lr"``:
   chi2_{1 - 1/N}(p - 3) / 2N for a pair) and at the paper's delta
   (0.25 log N / N).
 

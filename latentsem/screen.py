@@ -38,7 +38,7 @@ candidates in microseconds and refits only those whose decision is in doubt.
 
 Measured (reports/benchmarks/screen_agreement.md, every first-step pair of
 12 simulated graphs, 1352 candidates): with the default band 3 the decisions
-equal the exact refits' in all 1352 at LGES's default LR tolerance, and in
+equal the exact refits' in all 1352 at LGES's LR tolerance, and in
 1351 at the paper's delta (one pair's exact drop was 1.1e-3 < delta while its
 screen was 5.7e-3 > 3 delta: the candidate's refit found an optimum lower than
 the screen's rank-only view predicts); band 6 matched all 1352 at delta.

@@ -31,7 +31,7 @@ def single_threaded_blas():
 
 
 def lr_tolerance(p):
-    """LGES's default tolerance for a pair at k = 1: chi2_{1 - 1/N}(df) / 2N, df = (2 - 1)(p - 2 - 1)."""
+    """LGES's LR tolerance for a pair at k = 1: chi2_{1 - 1/N}(df) / 2N, df = (2 - 1)(p - 2 - 1)."""
     from scipy.stats import chi2
 
     return chi2.ppf(1 - 1 / N, p - 3) / (2 * N)
