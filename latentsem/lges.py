@@ -40,6 +40,7 @@ from .exceptions import LatentsemError
 from .graph import consistent_extensions, dag_to_cpdag, pdag_to_dag, topological_order
 from .model import Structure
 from .score import Params, ScoreSpec, dag_start, efa_ml, fit_specs, params_from_phi, saturated_f, score_spec
+from .screen import canonical_rank_statistic
 
 logger = logging.getLogger(__name__)
 
@@ -469,9 +470,8 @@ class LGES:
             S, Omega = self._sub_inverse(within)
             pos = {v: i for i, v in enumerate(within)}
             idx, n_vars = [pos[v] for v in J], len(within)
-        ev = np.linalg.eigvalsh(self._sym_block(S, Omega, idx))
-        ev = np.sort(np.maximum(ev, 1.0))[: len(J) - r]
-        return 0.5 * float(np.log(ev).sum()), (len(J) - r) * (n_vars - len(J) - r)
+        change = canonical_rank_statistic(S, idx, r, precision=Omega)
+        return change, (len(J) - r) * (n_vars - len(J) - r)
 
     def _sub_inverse(self, within):
         """S and S^-1 restricted to the variables ``within`` (cached)."""
@@ -479,13 +479,6 @@ class LGES:
             S = self._S[np.ix_(within, within)]
             self._sub_cache[within] = (S, np.linalg.inv(S))
         return self._sub_cache[within]
-
-    @staticmethod
-    def _sym_block(S, Omega, J):
-        """The symmetric form S_JJ^1/2 Omega_JJ S_JJ^1/2 (same eigenvalues as S_JJ Omega_JJ)."""
-        w, v = np.linalg.eigh(S[np.ix_(J, J)])
-        half = (v * np.sqrt(np.maximum(w, 1e-300))) @ v.T
-        return half @ Omega[np.ix_(J, J)] @ half
 
     def _cluster_change(self, J, k):
         """Drop of "items J are caused by k latents only, the rest saturated" (Alg. 1 lines 14-15).
