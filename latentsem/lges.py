@@ -67,14 +67,17 @@ def _factor_model_change(S, k):
 TIE_TOLERANCE = 1e-6
 
 
-def _first_best(f):
-    """Index of the lowest score, the first in candidate order among those within TIE_TOLERANCE of it.
+def _best_of_ties(f, rng):
+    """Index of the lowest score; among candidates within TIE_TOLERANCE of it, one drawn by ``rng``.
 
-    A plain argmin would pick among tied structures by rounding noise, so the
-    result would change with the machine's BLAS.
+    A plain argmin picks among tied structures by rounding noise, so the result
+    changes with the machine's BLAS; the first in candidate order would tie the
+    choice to the item order (the first orientation found makes the group of the
+    first items a sink). A seeded draw is reproducible and favours neither.
     """
     f = np.asarray(f, dtype=float)
-    return int(np.flatnonzero(f <= f.min() + TIE_TOLERANCE)[0])
+    tied = np.flatnonzero(f <= f.min() + TIE_TOLERANCE)
+    return int(tied[0] if tied.size == 1 else rng.choice(tied))
 
 
 def _report_labelled(report, label, stage, done, total):
@@ -318,6 +321,8 @@ class LGES:
         self.history_ = []
         self.n_candidates_ = 0
         self._rng = np.random.default_rng(self.random_state)
+        # Its own stream, so that breaking a tie leaves the restarts' draws as they were.
+        self._tie_rng = np.random.default_rng(self._rng.bit_generator.seed_seq.spawn(1)[0])
 
         from .progress import make_progress
 
@@ -816,7 +821,7 @@ class LGES:
                 perm = [order_cur.index(lat) for lat in order]
                 starts.append(dag_start(self._reorder(params, perm), lat_parents))
             f, fitted = self._fit(np.stack(masks), np.stack(parents), starts)   # line 11
-            best = _first_best(f)                                      # line 12
+            best = _best_of_ties(f, self._tie_rng)                     # line 12
             (i, j, Hk), Dn, Un = cands[best]
             change = float(f[best] - f_cur)
             df = len(groups[i]) * len(groups[j])
@@ -861,7 +866,7 @@ class LGES:
             starts.append(dag_start(self._reorder(params, perm), lat_parents))
         f, fitted = self._fit(np.stack(masks), np.stack(parents), starts)
         self.n_candidates_ += len(dags)
-        best = _first_best(f)
+        best = _best_of_ties(f, self._tie_rng)
         return dags[best], fitted[best], float(f[best])
 
     def _resolve_parents(self, mask, groups, group_dag, params, f_cur):
@@ -1000,7 +1005,7 @@ class LGES:
             starts.append(Params(params.Lambda * cand, params.B.copy(), params.psi.copy()))
         f, fitted = self._fit(np.stack(masks), parents, starts)
         self.n_candidates_ += len(rows)
-        best = _first_best(f)
+        best = _best_of_ties(f, self._tie_rng)
         new_mask = mask.copy()
         new_mask[rows[best][0]] = rows[best][1]
         return new_mask, fitted[best], float(f[best]), best

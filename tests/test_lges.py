@@ -109,23 +109,32 @@ def test_recovers_an_easy_one_factor_chain(chain_data, chain_fit):
 
 
 def test_recovers_a_gnfm_with_two_latent_groups_from_samples(two_latent_fit):
-    est, _, truth = two_latent_fit
+    est, frame, truth = two_latent_fit
     result = compare_structures(truth, est.model_)
-    assert (result.f1, result.shd) == (1.0, 0)
+    assert result.f1 == 1.0
     assert sorted(map(len, est.model_.groups)) == [1, 1, 2, 2]
+    # The SHD (5, measured) is orientation at a two-latent group, where the truth's orientation
+    # ties in maximum likelihood (a rotation of the group's latents; population seed 26 below):
+    # the estimate fits exactly as well as the true structure does.
+    assert result.shd == 5
+    R = items_from_frame(frame).correlation()
+    truth_score = score_ML(truth, R, N, random_state=0)
+    assert est.log_likelihood_ == pytest.approx(truth_score.log_likelihood, abs=1e-6 * N)
 
 
 # Measured at population level (n = 100000, random_state=0) on seeds 0-35 (default random_gnfm)
-# and 0-15 (one-factor graphs, two_latent_share=0). F1 = 1 and SHD = 0: default seeds 4, 16, 22,
-# 26; one-factor seeds 0, 1, 2, 5, 6, 12. F1 = 1 with SHD > 0: default seeds 1 (SHD 5), 9 (8),
-# 21 (9), where LGES orients the edges at a two-latent group the other way and that structure's
-# maximum likelihood ties with the truth's (a rotation of the group's latents), so the score
-# cannot tell the orientations apart. All other seeds give F1 < 1: near-proportional loadings
-# (default seed 0: X2 and X4 load on L1, L2 in ratios 1.103 and 1.111), a 9-item cluster whose
-# cross-rank test has only 3 items left to test against (default seed 11), and impure items given
-# the wrong parents (one-factor seeds 3, 4, 7-11, 13-15; see the xfail below).
+# and 0-15 (one-factor graphs, two_latent_share=0). F1 = 1 and SHD = 0 (session 2): default seeds 4,
+# 16, 22; one-factor seeds 0, 1, 2, 5, 6, 12. Default seeds 1, 9, 21 and 26 also reach F1 = 1, but
+# their orientation at a two-latent group ties with the truth's in maximum likelihood (a rotation
+# of the group's latents), so the score cannot tell the orientations apart and the seeded draw
+# among tied extensions (lges._best_of_ties) decides: with random_state=0 seeds 1 and 21 get
+# SHD 0 and seed 26 SHD 5 (an argmin broke these ties by BLAS rounding: 5, 9 and 0 before). All
+# other seeds give F1 < 1: near-proportional loadings (default seed 0: X2 and X4 load on L1, L2 in
+# ratios 1.103 and 1.111), a 9-item cluster whose cross-rank test has only 3 items left to test
+# against (default seed 11), and impure items given the wrong parents (one-factor seeds 3, 4,
+# 7-11, 13-15).
 @pytest.mark.parametrize("seed, graph_params, shd", [
-    (4, {}, 0), (26, {}, 0), (1, {}, 5), (21, {}, 9),
+    (4, {}, 0), (26, {}, 5), (1, {}, 0), (21, {}, 0),
     (0, {"two_latent_share": 0.0}, 0), (2, {"two_latent_share": 0.0}, 0), (5, {"two_latent_share": 0.0}, 0),
 ])
 def test_recovers_random_gnfm_from_the_population_covariance(seed, graph_params, shd):
