@@ -283,3 +283,27 @@ def test_empty_structure_is_refused_with_one_line():
     data = load_dataset("holzinger1939")
     with pytest.raises(StructureError, match="nothing to fit"):
         fit_model(Structure(data.columns, [], []), data)
+
+
+def test_semopy_cross_check_tolerates_rounding_but_not_another_model():
+    """fit._check_same_model: semopy's Sigma against ours at the estimate (1e-7 of the scale)."""
+    from types import SimpleNamespace
+
+    from latentsem.exceptions import LatentsemError
+    from latentsem.fit import _check_same_model
+
+    ours = np.array([[2.0, 0.8, 0.0], [0.8, 1.5, 0.3], [0.0, 0.3, 1.0]])
+    ram = SimpleNamespace(observed=["a", "b", "c"], implied=lambda theta: (ours, None))
+
+    def semopy_model(sigma):  # semopy lists the observed variables in its own order
+        order = [2, 0, 1]
+        return SimpleNamespace(vars={"observed": ["c", "a", "b"]},
+                               calc_sigma=lambda: (sigma[np.ix_(order, order)], None))
+
+    rounding = ours.copy()
+    rounding[0, 2] = rounding[2, 0] = 4.1e-9  # the Big Five case: an element that is 0 in ours
+    _check_same_model(semopy_model(rounding), ram, None)
+    other = ours.copy()
+    other[0, 1] = other[1, 0] = 0.8 + 1e-5
+    with pytest.raises(LatentsemError, match="semopy fitted a different model"):
+        _check_same_model(semopy_model(other), ram, None)
