@@ -678,6 +678,12 @@ class LGES:
             fresh = next(j for j in range(m) if j not in found)
             mask[group] = False
             mask[np.ix_(group, [lat_a, fresh])] = True
+            # Definition 2 (ii): an item that lat_a caused is caused by its whole group now.
+            mask[mask[:, lat_a], fresh] = True
+            for options in self._parent_options.values():
+                for option in options:
+                    if lat_a in option and fresh not in option:
+                        option.append(fresh)
             found.append(fresh)
             P[a] = [lat_a, fresh]
             clusters_of[lat_a] = clusters_of[fresh] = group

@@ -48,6 +48,13 @@ def item_sets(structure):
     return {frozenset(structure.children(lat)) - set(structure.latent) for lat in structure.latent}
 
 
+def assert_groups_share_their_items(model):
+    """Definition 2 (ii): an item caused by one latent of a group is caused by every latent of it."""
+    for group in model.groups:
+        items = [set(model.children(name)) & set(model.observed) for name in group]
+        assert all(s == items[0] for s in items), (group, items)
+
+
 def without_runtime(structure):
     out = structure.to_dict()
     out.pop("runtime_s")
@@ -229,6 +236,7 @@ def test_output_contract(which, request):
     for group in model.groups:  # Definition 2 (iii), Alg. 2 lines 14-15
         members = [index[name] for name in group]
         assert not adjacent[np.ix_(members, members)].any()
+    assert_groups_share_their_items(model)
 
     # Metadata and the paper's score L = -N f of an exact refit on the standardized covariance.
     assert est.n_samples_ == N and est.delta_ == pytest.approx(0.25 * math.log(N) / N, rel=1e-15)
@@ -642,3 +650,17 @@ def test_fewer_latents_change_is_a_nested_likelihood_ratio(random_covariance_fit
     (two, two_df), (three, three_df) = est._cluster_change(U, 2), est._cluster_change(U, 3)
     assert change == pytest.approx(max(two - three, 0.0)) and change >= 0
     assert df == two_df - three_df > 0
+
+
+@pytest.mark.slow
+def test_a_rejoined_group_keeps_the_impure_items_of_its_first_latent():
+    """Big Five (rmsea search): A2 had been given the E latent and an A latent before the E items
+    became a two-latent group (_split_shared_pairs); it must then load on the whole group."""
+    from latentsem import datasets as ds
+
+    if ds.find_dataset_file(ds.DATASETS["bigfive"]) is None:
+        pytest.skip("data set bigfive not found")
+    est = LGES(criterion="rmsea", random_state=0).fit(ds.load_dataset("bigfive"))
+    assert any("needs 3 latents" in step.description for step in est.history_)
+    assert any(len(group) == 2 for group in est.model_.groups)
+    assert_groups_share_their_items(est.model_)
