@@ -139,13 +139,21 @@ def setting_key(criterion, epsilon) -> str:
     return criterion if criterion == "lr" else f"{criterion}, epsilon={epsilon:.2f}"
 
 
+def dag_fit(structure, data):
+    """The Table-3 convention's fit (dag semantics, bounded variances), its warnings left to the report."""
+    from latentsem.fit import fit_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_model(structure, data, latent_covariances="dag", bounds=True)
+
+
 def run_lges(data, criterion, epsilon, cache=None, name=""):
     """One LGES run (timed), or its cached result; returns (record, dag/bounded fit or None when no latent).
 
     ``record`` holds the discovered Structure, the runtime, alpha and the
     accepted steps (``history_``), so a cached run reports what the real one did.
     """
-    from latentsem.fit import fit_model
     from latentsem.lges import LGES
     from latentsem.model import Structure
 
@@ -166,10 +174,7 @@ def run_lges(data, criterion, epsilon, cache=None, name=""):
             path.write_text(json.dumps(dict(record, model=est.model_.to_dict()), default=float))
     if not record["model"].latent:
         return record, None       # nothing to fit: the independence model (see independence_indices)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = fit_model(record["model"], data, latent_covariances="dag", bounds=True)
-    return record, fit
+    return record, dag_fit(record["model"], data)
 
 
 def indices_of(fit) -> dict:
@@ -250,34 +255,27 @@ def single_additions(structure):
     return out
 
 
-def forward_path(structure, data, steps=3) -> list:
+def forward_path(structure, data, fitted, steps=3) -> list:
     """What the next parameters would buy: greedy single additions, each refitted exactly.
 
     Each step adds the edge that lowers chi2 most (dag semantics, bounded
     variances), with its gain, p-value (chi-square, 1 df per added edge) and
     the BIC change; shown when the discovered model misses the paper's row, so
     the reader sees how many and how significant the missing parameters are.
+    ``fitted`` is ``structure``'s own :func:`dag_fit`.
     """
     from scipy.stats import chi2 as chi2_dist
 
-    from latentsem.fit import fit_model
-
-    def fit(s):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fit_model(s, data, latent_covariances="dag", bounds=True)
-
-    path, current = [], fit(structure)
+    path, current = [], fitted
     for _ in range(steps):
         tried = []
         for label, edges in single_additions(structure).items():
             candidate = _with_edges(structure, edges)
             if candidate is not None:
-                tried.append((fit(candidate).indices["chisq"], label, candidate, len(edges)))
+                tried.append((dag_fit(candidate, data), label, candidate, len(edges)))
         if not tried:
             break
-        _, label, structure, k = min(tried, key=lambda t: t[0])
-        new = fit(structure)
+        new, label, structure, k = min(tried, key=lambda t: t[0].indices["chisq"])
         gain = current.indices["chisq"] - new.indices["chisq"]
         path.append({"added": label, "chisq": new.indices["chisq"], "df": int(new.indices["df"]), "gain": gain,
                      "pvalue": float(chi2_dist.sf(gain, k)), "bic_change": new.indices["bic"] - current.indices["bic"],
@@ -373,7 +371,7 @@ def process_dataset(name: str, save, with_sensitivity: bool = True, cache=None) 
         entry["target"] = gap_to_target(discovered_fit.table3(), PAPER_LGES[name])
         entry["target_met"] = all(v["met"] for v in entry["target"].values())
         if not entry["target_met"]:
-            entry["forward_path"] = forward_path(rule_est["model"], data)
+            entry["forward_path"] = forward_path(rule_est["model"], data, discovered_fit)
     if result.purity:
         p = result.purity["LGES (discovered)"]
         entry["discovered"]["purity"] = {"mean": p["mean_purity"], "weighted": p["weighted_purity"],
