@@ -174,14 +174,21 @@ def run_task(task):
             estimate, extra = learn(task.method, X, task.seed, task.delta)
         runtime = time.perf_counter() - started
         comparison = compare_structures(truth, estimate)
+        latent_level = compare_structures(truth, estimate, level="latent")
     except Exception as exc:  # noqa: BLE001 - a benchmark records a failed graph instead of losing the whole run
-        return {**record, "f1": None, "precision": None, "recall": None, "shd": None,
+        return {**record, "f1": None, "precision": None, "recall": None, "shd": None, "shd_latent": None,
                 "runtime": time.perf_counter() - started, "n_latent": None,
                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     return {**record, "f1": comparison.f1, "precision": comparison.precision, "recall": comparison.recall,
-            "shd": comparison.shd, "runtime": runtime, "n_latent": len(estimate.latent),
+            "shd": comparison.shd, "shd_latent": latent_level.shd, "runtime": runtime, "n_latent": len(estimate.latent),
             "true_edges": comparison.true_edges, "estimated_edges": comparison.estimated_edges,
-            "n_warnings": len(caught), "error": None, **extra}
+            "n_warnings": len(caught), "error": None, "estimate": compact(estimate), **extra}
+
+
+def compact(structure):
+    """The estimate in a few keys (latents, groups, edges as [source, target, type]), so metrics can be recomputed."""
+    return {"latent": list(structure.latent), "groups": [list(g) for g in structure.groups],
+            "edges": [[e.source, e.target, e.type] for e in structure.edges]}
 
 
 def run_tasks(tasks, n_jobs):
@@ -210,10 +217,11 @@ def summarize(records, method, n, noise, nonlinearity, delta=None):
 
     f1, f1_se = mean_se("f1")
     shd, shd_se = mean_se("shd")
+    shd_latent, shd_latent_se = mean_se("shd_latent") if all(r.get("shd_latent") is not None for r in done) else (None, None)
     return {
         "method": method, "n": n, "noise": noise, "nonlinearity": nonlinearity, "delta": delta,
         "graphs": len(done), "failed": len(rows) - len(done),
-        "f1": f1, "f1_se": f1_se, "shd": shd, "shd_se": shd_se,
+        "f1": f1, "f1_se": f1_se, "shd": shd, "shd_se": shd_se, "shd_latent": shd_latent, "shd_latent_se": shd_latent_se,
         "precision": mean_se("precision")[0], "recall": mean_se("recall")[0],
         "runtime_median": float(np.median([r["runtime"] for r in done])) if done else None,
         "n_latent_mean": mean_se("n_latent")[0], "n_latent_true_mean": mean_se("n_latent_true")[0],
@@ -245,11 +253,12 @@ def measured_row(s, label=None):
     graphs = f"{s['graphs']} ({s['failed']} failed)" if s["failed"] else str(s["graphs"])
     return (f"| {s['n']} | {label or METHOD_LABELS[s['method']]} | {data_label(s['noise'], s['nonlinearity'])} | {graphs} | "
             f"{fmt(s['f1'], s['f1_se'])} | {fmt(s['precision'])} / {fmt(s['recall'])} | {fmt(s['shd'], s['shd_se'])} | "
+            f"{fmt(s['shd_latent'], s['shd_latent_se'])} | "
             f"{fmt(s['runtime_median'], digits=1)} | {fmt(s['n_latent_mean'], digits=1)} / {fmt(s['n_latent_true_mean'], digits=1)} |")
 
 
-HEADER = ("| N | method | data | graphs | skeleton F1 | precision / recall | SHD | median runtime (s) | latents found / true |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| N | method | data | graphs | skeleton F1 | precision / recall | SHD | SHD over single latents | median runtime (s) | latents found / true |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main_table(records):
@@ -257,13 +266,13 @@ def main_table(records):
     for n in SIZES:
         paper = PAPER_MAIN[n]
         lines.append(f"| {n} | LGES (paper, reported) | gaussian, linear | 20 x 10 seeds | {fmt(*paper['f1'])} | – | "
-                     f"{fmt(*paper['shd'])} | ~60 | – |")
+                     f"{fmt(*paper['shd'])} | – | ~60 | – |")
         for method in METHODS:
             row = measured_row(summarize(records, method, n, main_noise(method), None))
             if row:
                 lines.append(row)
             if method == "lges":
-                lines.append(f"| {n} | GIN (paper, reported) | non-Gaussian | 20 x 10 seeds | {paper['gin_f1']:.2f} | – | – | ~20 | – |")
+                lines.append(f"| {n} | GIN (paper, reported) | non-Gaussian | 20 x 10 seeds | {paper['gin_f1']:.2f} | – | – | – | ~20 | – |")
     return "\n".join(lines)
 
 
@@ -272,7 +281,7 @@ def variants_table(records):
     for n in VARIANT_SIZES:
         for noise, nonlinearity in VARIANTS:
             f1, shd = PAPER_VARIANTS[(noise, nonlinearity, n)]
-            lines.append(f"| {n} | LGES (paper, reported) | {data_label(noise, nonlinearity)} | 20 x 10 seeds | {f1:.2f} | – | {shd:.2f} | – | – |")
+            lines.append(f"| {n} | LGES (paper, reported) | {data_label(noise, nonlinearity)} | 20 x 10 seeds | {f1:.2f} | – | {shd:.2f} | – | – | – |")
             for method in METHODS:
                 row = measured_row(summarize(records, method, n, noise, nonlinearity))
                 if row:
@@ -321,7 +330,13 @@ NOTES = [
     "efa_corr joins factors whose |correlation| >= 0.3 by an undirected edge (oriented by factor order when the "
     "graph is not chordal), efa_none has no latent edges.",
     "Metrics over all variables, latent included, after matching estimated to true latents "
-    "(`latentsem.metrics.latent.compare_structures`): skeleton F1 and SHD between CPDAGs.",
+    "(`latentsem.metrics.latent.compare_structures`): skeleton F1 and SHD between CPDAGs. \"SHD\" compares the "
+    "CPDAGs of the paper's states, whose latent part is a graph over groups of latents (Definition 5's O_LL deletes "
+    "and orients edges between groups; each group is one node of the CPDAG, each member edge gets its group edge's "
+    "mark). \"SHD over single latents\" takes the CPDAG over single latents instead, which also counts orientations "
+    "at two-latent groups that no score can identify: a rotation of a group's latents turns {L1, L2} -> L3 into "
+    "L3 -> {L1, L2} with the same item covariances (`tests/test_metrics_latent.py`). From the population covariance "
+    "LGES reaches F1 1 on 31 of 36 graphs, all with SHD 0 over groups; 21 of them have SHD 2-14 over single latents.",
 ]
 
 

@@ -29,6 +29,7 @@ import functools
 import itertools
 import logging
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ _PARAMETER_CONSTRAINTS = {
     "max_group_size": none_or(interval("int", 1, np.inf)),
     "n_exact_phase2": interval("int", 1, np.inf),
     "refine": boolean(),
+    "pair_restarts": boolean(),
     "min_loading": interval("float", 0, 1),
     "n_jobs": any_of(interval("int", 1, np.inf), (lambda v: v == -1 and not isinstance(v, bool), "-1")),
     "n_restarts": interval("int", 0, np.inf),
@@ -200,6 +202,14 @@ class LGES:
         After Phase 2, add back item <- group edges whose deletion the
         tolerance rejects on the final latent graph, then delete passing ones
         again (not in the paper; reports/benchmarks/lges_changes.md).
+    pair_restarts : bool, default True
+        Not in the paper. Lines 13-16 at k = 1 run before any two-latent group
+        is looked for, and two children of a two-latent group whose loadings
+        are nearly proportional pass the rank-1 test; the rest of the search is
+        then built around a false latent. When True, the search is rerun
+        without each two-item cluster of line 16 at k = 1 (greedily, one more
+        pair per round) and the final model with the lowest BIC is kept
+        (reports/benchmarks/lges_changes.md section 8).
     min_loading : float, default 0.2
         An edge is added back only when the group's standardized loading on
         the item reaches this (below 0.2 it explains under 4% of the item's
@@ -239,7 +249,11 @@ class LGES:
         The level of the likelihood-ratio rule (used when ``criterion="lr"``).
     n_samples_ : int
     history_ : list of Step
-        Every accepted deletion with its score change.
+        Every accepted deletion with its score change (and, last, the restarts
+        of ``pair_restarts`` that lowered the BIC).
+    excluded_pairs_ : list of (str, str)
+        The two-item clusters that the kept search was not allowed to form at
+        k = 1 (``pair_restarts``); empty when the first search was kept.
     runtime_ : float
         Seconds spent in ``fit``.
     n_candidates_ : int
@@ -251,7 +265,8 @@ class LGES:
 
     def __init__(self, delta_scale=0.25, delta=None, *, criterion="auto", alpha=None, epsilon=0.05,
                  max_group_size=3,
-                 n_exact_phase2=8, refine=True, min_loading=0.2, n_jobs=1, random_state=None, n_restarts=2, progress=False):
+                 n_exact_phase2=8, refine=True, pair_restarts=True, min_loading=0.2, n_jobs=1, random_state=None,
+                 n_restarts=2, progress=False):
         self.delta_scale = delta_scale
         self.delta = delta
         self.criterion = criterion
@@ -260,6 +275,7 @@ class LGES:
         self.max_group_size = max_group_size
         self.n_exact_phase2 = n_exact_phase2
         self.refine = refine
+        self.pair_restarts = pair_restarts
         self.min_loading = min_loading
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -300,6 +316,16 @@ class LGES:
         if self.criterion == "auto" and self.delta is None:
             return self._fit_best_criterion(S, n, names)
         started = time.perf_counter()
+        self._search(S, n, names)
+        if self.pair_restarts:
+            self._restart_without_pairs(S, n, names)
+        self.runtime_ = time.perf_counter() - started
+        self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_})
+        return self
+
+    def _search(self, S, n, names):
+        """Algorithms 1 and 2 once, with the two-item clusters in ``_excluded_pairs`` not formed at k = 1."""
+        started = time.perf_counter()
         S = np.asarray(S, dtype=float)
         if S.ndim != 2 or S.shape[0] != S.shape[1]:
             raise LatentsemError(f"S must be a square covariance matrix; got shape {S.shape}.")
@@ -313,6 +339,8 @@ class LGES:
         self._S = S / np.outer(d, d)
         self._Omega = np.linalg.inv(self._S)
         self._sub_cache = {}
+        # Closed-form statistics depend on S only: pair_restarts' reruns share them.
+        self._memo = getattr(self, "_shared_memo", None) or {}
         self._parent_options = {}
         self.n_samples_ = int(n)
         self.delta_ = float(self.delta) if self.delta is not None else self.delta_scale * math.log(n) / n
@@ -320,6 +348,9 @@ class LGES:
         self.criterion_ = "delta" if self.delta is not None else self.criterion
         self.history_ = []
         self.n_candidates_ = 0
+        self._pair_clusters = []
+        self._excluded_pairs = getattr(self, "_excluded_pairs", frozenset())
+        self.excluded_pairs_ = [(names[a], names[b]) for a, b in sorted(self._excluded_pairs)]
         self._rng = np.random.default_rng(self.random_state)
         # Its own stream, so that breaking a tie leaves the restarts' draws as they were.
         self._tie_rng = np.random.default_rng(self._rng.bit_generator.seed_seq.spawn(1)[0])
@@ -339,7 +370,7 @@ class LGES:
         # Recorded on the estimator (STYLE convention 6) and re-emitted once each.
         self.warnings_ = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
         for w in {(w.category, str(w.message)): w for w in caught}.values():
-            warnings.warn(str(w.message), w.category, stacklevel=2)
+            warnings.warn(str(w.message), w.category, stacklevel=3)
         self.model_ = structure.replace(metadata={
             "n_samples": self.n_samples_, "delta": self.delta_,
             "log_likelihood": -self.n_samples_ * f,
@@ -350,6 +381,58 @@ class LGES:
         self.criterion_bic_ = {self.criterion_: self.bic_}
         self.runtime_ = time.perf_counter() - started
         self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_})
+        return self
+
+    def _restart_without_pairs(self, S, n, names):
+        """``pair_restarts``: rerun the search without a k = 1 two-item cluster while that lowers the BIC.
+
+        Not in the paper. Each round reruns the whole search once per two-item
+        cluster that the current model formed at line 16 with k = 1, that
+        pair excluded on top of the pairs already excluded, and keeps the
+        lowest BIC if it beats the current model (BIC is GES's own score,
+        Chickering 2002). A true single latent's pair is rarely worth
+        excluding: without it its items cannot be explained as well.
+        """
+        names = list(names) if names is not None else [f"X{i + 1}" for i in range(len(S))]
+        tried = set()
+        while True:
+            options = [self._excluded_pairs | {pair} for pair in self._pair_clusters]
+            options = [option for option in dict.fromkeys(options) if option not in tried]
+            if not options:
+                return
+            tried.update(options)
+            runs = self._run_excluding(options, S, n, names)
+            best = min(runs, key=lambda run: run.bic_)                 # first of equals: deterministic
+            if best.bic_ >= self.bic_:
+                return
+            before = self.bic_
+            history = self.history_
+            self.__dict__.update({k: v for k, v in vars(best).items() if k.endswith("_") or k.startswith("_")})
+            restarts = [step for step in history if step.line == "restart"]
+            pair = ", ".join(f"{a} and {b}" for a, b in best.excluded_pairs_)
+            self.history_ = best.history_ + restarts + [Step(
+                1, "restart", f"search rerun without the k = 1 cluster(s) of {pair}: BIC {before:.1f} -> {best.bic_:.1f}",
+                float((best.bic_ - before) / (2 * self.n_samples_)), 0.0)]
+
+    def _run_excluding(self, options, S, n, names):
+        """One search per set of excluded pairs (joblib workers when ``n_jobs != 1``)."""
+        params = {**self.get_params(), "pair_restarts": False, "progress": False, "n_jobs": 1}
+        searches = []
+        for option in options:
+            search = LGES(**params)
+            search._excluded_pairs = frozenset(option)
+            search._shared_memo = self._memo
+            searches.append(search)
+        cores = os.cpu_count() or 1
+        n_jobs = 1 if self.n_jobs == 1 else min(len(searches), cores if self.n_jobs == -1 else self.n_jobs)
+        if n_jobs == 1:
+            return [search._fitted(S, n, names) for search in searches]
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=n_jobs)(delayed(search._fitted)(S, n, names) for search in searches)
+
+    def _fitted(self, S, n, names):
+        self._search(S, n, names)
         return self
 
     _SELECTED_CRITERIA = ("lr", "rmsea")
@@ -468,6 +551,9 @@ class LGES:
         subset minus J). Returns (change, df) with df = (|J| - r)(|rest| - r).
         """
         J = list(J)
+        key = ("rank", tuple(J), r, None if within is None else tuple(within))
+        if key in self._memo:
+            return self._memo[key]
         if within is None:
             S, Omega, n_vars, idx = self._S, self._Omega, self._S.shape[0], J
         else:
@@ -476,7 +562,8 @@ class LGES:
             pos = {v: i for i, v in enumerate(within)}
             idx, n_vars = [pos[v] for v in J], len(within)
         change = canonical_rank_statistic(S, idx, r, precision=Omega)
-        return change, (len(J) - r) * (n_vars - len(J) - r)
+        self._memo[key] = change, (len(J) - r) * (n_vars - len(J) - r)
+        return self._memo[key]
 
     def _sub_inverse(self, within):
         """S and S^-1 restricted to the variables ``within`` (cached)."""
@@ -495,12 +582,16 @@ class LGES:
         the merged components of line 16: two groups whose items reach a few
         remaining items through one common cause pass the first part together.
         """
+        key = ("cluster", tuple(J), k)
+        if key in self._memo:
+            return self._memo[key]
         change, df = self._rank_change(J, k)
         within_df = ((len(J) - k) ** 2 - (len(J) + k)) // 2
         if within_df > 0:
             partial = np.linalg.inv(self._Omega[np.ix_(J, J)])
             change += _factor_model_change(partial, k)
             df += within_df
+        self._memo[key] = change, df
         return change, df
 
     def _independence_change(self, J):
@@ -733,6 +824,8 @@ class LGES:
             return X_t
         accepted = []
         for X_j in itertools.combinations(X_t, k + 1):                 # line 13 (in parallel)
+            if k == 1 and X_j in self._excluded_pairs:                 # pair_restarts
+                continue
             change, df = self._cluster_change(X_j, k)                  # lines 14-15
             if self._accepts(change, df):                              # line 16
                 accepted.append((change, X_j))
@@ -758,6 +851,8 @@ class LGES:
                 clusters_of[lat] = list(X_prime)
             X_t = [j for j in X_t if j not in X_prime]
             P.append(L_new)
+            if k == 1 and len(X_prime) == 2:
+                self._pair_clusters.append(tuple(sorted(X_prime)))
             change, df = self._cluster_change(X_prime, k)
             self.history_.append(Step(1, "Alg.1 l.16-20", f"items {X_prime} caused by new latents {L_new} only",
                                       float(change), self._tolerance_of(df)))

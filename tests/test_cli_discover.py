@@ -75,6 +75,7 @@ def test_example_json_round_trips_with_the_search_metadata(example_run):
     assert meta["delta"] == pytest.approx(0.25 * np.log(1000) / 1000)
     assert meta["source"].endswith("example.csv") and model.observed == tuple(f"X{i}" for i in range(1, 16))
     assert meta["parameters"]["random_state"] == 0 and "progress" not in meta["parameters"]
+    assert meta["parameters"]["pair_restarts"] is True and isinstance(meta["excluded_pairs"], list)
     assert meta["history"] and {"phase", "line", "description", "score_change", "tolerance"} <= set(meta["history"][0])
     assert all(step["phase"] in (1, 2) for step in meta["history"])
     assert f"log-likelihood {meta['log_likelihood']:.3f}; {meta['n_candidates']} candidate structures" in result.output
@@ -147,10 +148,10 @@ def test_search_settings_reach_lges(two_factor_csv, tmp_path, monkeypatch):
 
     monkeypatch.setattr(latentsem.lges, "LGES", Recording)
     out = tmp_path / "model.json"
-    result = invoke([two_factor_csv, "-o", out, "--delta", "0.01", "--seed", "3", "--n-jobs", "1"])
+    result = invoke([two_factor_csv, "-o", out, "--delta", "0.01", "--seed", "3", "--n-jobs", "1", "--no-pair-restarts"])
     assert result.exit_code == 0, result.output
     assert seen == {"delta_scale": 0.25, "delta": 0.01, "criterion": "delta", "alpha": None, "epsilon": 0.05, "n_jobs": 1,
-                    "random_state": 3, "progress": False}  # CliRunner's stderr is no terminal
+                    "pair_restarts": False, "random_state": 3, "progress": False}  # CliRunner's stderr is no terminal
     meta = Structure.from_json(out).metadata
     assert meta["criterion"] == "delta" and meta["delta"] == 0.01
     assert "(delta = 0.01)" in result.output

@@ -120,36 +120,35 @@ def test_recovers_a_gnfm_with_two_latent_groups_from_samples(two_latent_fit):
     result = compare_structures(truth, est.model_)
     assert result.f1 == 1.0
     assert sorted(map(len, est.model_.groups)) == [1, 1, 2, 2]
-    # The SHD (5, measured) is orientation at a two-latent group, where the truth's orientation
-    # ties in maximum likelihood (a rotation of the group's latents; population seed 26 below):
-    # the estimate fits exactly as well as the true structure does.
-    assert result.shd == 5
+    # Over groups (the paper's CPDAG) the estimate is the truth's class. Over single latents it
+    # is not (SHD 5): the orientation at a two-latent group ties in maximum likelihood with the
+    # truth's (a rotation of the group's latents), so the estimate fits exactly as well.
+    assert result.shd == 0
+    assert compare_structures(truth, est.model_, level="latent").shd == 5
     R = items_from_frame(frame).correlation()
     truth_score = score_ML(truth, R, N, random_state=0)
     assert est.log_likelihood_ == pytest.approx(truth_score.log_likelihood, abs=1e-6 * N)
 
 
-# Measured at population level (n = 100000, random_state=0) on seeds 0-35 (default random_gnfm)
-# and 0-15 (one-factor graphs, two_latent_share=0). F1 = 1 and SHD = 0 (session 2): default seeds 4,
-# 16, 22; one-factor seeds 0, 1, 2, 5, 6, 12. Default seeds 1, 9, 21 and 26 also reach F1 = 1, but
-# their orientation at a two-latent group ties with the truth's in maximum likelihood (a rotation
-# of the group's latents), so the score cannot tell the orientations apart and the seeded draw
-# among tied extensions (lges._best_of_ties) decides: with random_state=0 seeds 1 and 21 get
-# SHD 0 and seed 26 SHD 5 (an argmin broke these ties by BLAS rounding: 5, 9 and 0 before). All
-# other seeds give F1 < 1: near-proportional loadings (default seed 0: X2 and X4 load on L1, L2 in
-# ratios 1.103 and 1.111), a 9-item cluster whose cross-rank test has only 3 items left to test
-# against (default seed 11), and impure items given the wrong parents (one-factor seeds 3, 4,
-# 7-11, 13-15).
-@pytest.mark.parametrize("seed, graph_params, shd", [
-    (4, {}, 0), (26, {}, 5), (1, {}, 0), (21, {}, 0),
+# Measured at population level (n = 100000, random_state=0) on seeds 0-35 (default random_gnfm):
+# F1 = 1 on 31 of 36 seeds, and on every one of them SHD 0 between group-level CPDAGs (the
+# paper's states; metrics.latent). Over single latents 21 of those 31 have SHD 2-14: their
+# orientation at a two-latent group ties with the truth's in maximum likelihood (a rotation of
+# the group's latents). The five seeds with F1 < 1 (0, 3, 13, 28, 31) include near-proportional
+# loadings (seed 0: X2 and X4 load on L1, L2 in ratios 1.103 and 1.111) and impure items given
+# the wrong parents.
+# One-factor graphs (two_latent_share=0): seeds 0, 1, 2, 5, 6, 12 reach F1 = 1 and SHD 0.
+@pytest.mark.parametrize("seed, graph_params, latent_shd", [
+    (4, {}, 0), (26, {}, 5), (2, {}, 14), (5, {}, 10), (14, {}, 11), (21, {}, 0),
     (0, {"two_latent_share": 0.0}, 0), (2, {"two_latent_share": 0.0}, 0), (5, {"two_latent_share": 0.0}, 0),
 ])
-def test_recovers_random_gnfm_from_the_population_covariance(seed, graph_params, shd):
+def test_recovers_random_gnfm_from_the_population_covariance(seed, graph_params, latent_shd):
     truth = random_gnfm(seed, **graph_params)
     S = population_covariance(truth)
     est = LGES(random_state=0).fit_covariance(S, 100_000, truth.observed)
     result = compare_structures(truth, est.model_)
-    assert (result.f1, result.shd) == (1.0, shd)
+    assert (result.f1, result.shd) == (1.0, 0)
+    assert compare_structures(truth, est.model_, level="latent").shd == latent_shd
     assert item_sets(est.model_) == item_sets(truth)
     # The learned structure generates the population covariance as well as the truth does.
     d = np.sqrt(np.diag(S))
@@ -632,12 +631,13 @@ def test_no_factor_change_is_a_nested_ratio_that_passes_only_without_a_factor():
 @pytest.mark.parametrize("seed, max_shd", [(7, 10), (11, 11)])
 def test_pair_of_a_two_latent_group_taken_at_k1_is_rejoined(seed, max_shd):
     # N = 1000: a pair of a two-latent group's children passed the rank-1 test at k = 1 and
-    # the rest of the group kept that latent and another single one (SHD 22 and 30 before;
-    # measured after: 10 and 11; seed 11 still gives two impure items a wrong parent).
+    # the rest of the group kept that latent and another single one (latent-level SHD 22 and 30
+    # before; measured after: 10 and 11, group level 14 and 6; seed 7 keeps extra latent edges,
+    # seed 11 gives two impure items a wrong parent).
     X, truth = make_gnfm_dataset(seed, 1000)
-    est = LGES(criterion="lr", random_state=seed).fit(X)  # the lr search's Phase 1 is what is tested
+    est = LGES(criterion="lr", random_state=seed, pair_restarts=False).fit(X)  # the rejoin itself is tested
     assert sorted(map(len, est.model_.groups)) == sorted(map(len, truth.groups))
-    assert compare_structures(truth, est.model_).shd <= max_shd
+    assert compare_structures(truth, est.model_, level="latent").shd <= max_shd
     if seed == 7:
         assert item_sets(est.model_) == item_sets(truth)
     assert any("needs 3 latents" in step.description for step in est.history_)
@@ -664,3 +664,51 @@ def test_a_rejoined_group_keeps_the_impure_items_of_its_first_latent():
     assert any("needs 3 latents" in step.description for step in est.history_)
     assert any(len(group) == 2 for group in est.model_.groups)
     assert_groups_share_their_items(est.model_)
+
+
+# ------------------------------------------------------------- pair restarts
+@pytest.fixture(scope="module")
+def near_proportional_pair():
+    """make_gnfm_dataset(9, 1000): X1 and X2, children of the two-latent group {L1, L2}, pass rank 1 at k = 1."""
+    X, truth = make_gnfm_dataset(9, 1000)
+    literal = LGES(criterion="lr", random_state=9, pair_restarts=False).fit(X)
+    restarted = LGES(criterion="lr", random_state=9).fit(X)
+    return X, truth, literal, restarted
+
+
+def test_pair_restart_recovers_a_group_a_near_proportional_pair_broke(near_proportional_pair):
+    _, truth, literal, restarted = near_proportional_pair
+    assert any("items [0, 1] caused by new latents" in step.description for step in literal.history_)
+    assert compare_structures(truth, literal.model_).f1 < 0.7
+    result = compare_structures(truth, restarted.model_)
+    assert (result.f1, result.shd) == (1.0, 0)
+    assert restarted.excluded_pairs_ == [("X1", "X2")]
+    assert literal.excluded_pairs_ == []
+    # Kept only because the BIC is lower (here by about 100), and the history says so.
+    assert restarted.bic_ < literal.bic_ - 50
+    last = restarted.history_[-1]
+    assert last.line == "restart" and "X1 and X2" in last.description
+    assert not any("items [0, 1] caused by new latents" in step.description for step in restarted.history_)
+
+
+def test_pair_restarts_do_not_depend_on_n_jobs(near_proportional_pair):
+    X, _, _, restarted = near_proportional_pair
+    parallel = LGES(criterion="lr", random_state=9, n_jobs=2).fit(X)
+    assert parallel.model_ == restarted.model_
+    assert parallel.bic_ == restarted.bic_
+    assert parallel.excluded_pairs_ == restarted.excluded_pairs_
+
+
+def test_pair_restarts_keep_a_true_single_latents_pair():
+    # L1 has exactly two pure children: the pair is a true k = 1 cluster, so the rerun without it
+    # fits worse and the first search is kept unchanged.
+    items = {"L1": ["X1", "X2"], "L2": ["X3", "X4", "X5", "X6"], "L3": ["X7", "X8", "X9"]}
+    truth = simple_structure(items, [("L1", "L2", "directed"), ("L2", "L3", "directed")])
+    weights = {(e.source, e.target): 0.9 for e in truth.edges}
+    noise = {v: 0.5 for v in truth.observed + truth.latent}
+    frame = simulate_data(truth, weights, n=1000, noise_var=noise, random_state=3)
+    literal = LGES(criterion="lr", random_state=0, pair_restarts=False).fit(frame)
+    assert any("items [0, 1] caused by new latents" in step.description for step in literal.history_)
+    restarted = LGES(criterion="lr", random_state=0).fit(frame)
+    assert restarted.model_ == literal.model_ and restarted.bic_ == literal.bic_
+    assert restarted.excluded_pairs_ == [] and not any(step.line == "restart" for step in restarted.history_)

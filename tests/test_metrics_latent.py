@@ -172,3 +172,63 @@ def test_result_summary_and_json():
     assert data["shd"] == 5 and data["matching"] == {"A": "L1"} and data["extra_latents"] == ["B"]
     text = result.summary()
     assert "SHD between CPDAGs 5" in text and "A->L1" in text and "extra estimated latents: B" in text
+
+
+# ------------------------------------------------------- group-level CPDAG
+def group_into_or_out_of(out_of_group):
+    """A two-latent group {L1, L2} (4 pure children) joined to L3 (3 pure children), either direction."""
+    observed = [f"X{i}" for i in range(1, 8)]
+    edges = [Edge(lat, f"X{i}") for lat in ("L1", "L2") for i in range(1, 5)]
+    edges += [Edge("L3", f"X{i}") for i in range(5, 8)]
+    edges += [Edge(lat, "L3") if out_of_group else Edge("L3", lat) for lat in ("L1", "L2")]
+    return Structure(observed, ["L1", "L2", "L3"], edges, [["L1", "L2"], ["L3"]])
+
+
+def test_orientation_at_a_two_latent_group_is_not_identified_and_costs_no_group_level_shd():
+    # Over single latents, {L1, L2} -> L3 is a v-structure (compelled) and L3 -> {L1, L2} a tree,
+    # so the latent-level CPDAGs differ on L1-L3, L2-L3 and on L3's items, which R1 orients only in
+    # the first: 2 + 3 = 5. Over groups both are the tree G - L3, hence SHD 0.
+    out_of, into = group_into_or_out_of(True), group_into_or_out_of(False)
+    assert compare_structures(out_of, into, level="latent").shd == 5
+    assert compare_structures(out_of, into).shd == 0
+    assert compare_structures(out_of, into).level == "group"
+    # Why the group level is right: the two generate the same item covariances (a rotation of
+    # the group's latents), so the maximum likelihood of either on the other's population
+    # covariance is the saturated one.
+    from latentsem.score import score_ML
+    from latentsem.simulate.gnfm import population_covariance
+
+    for truth, other in ((out_of, into), (into, out_of)):
+        S = population_covariance(truth, weights={(e.source, e.target): 1.0 + 0.1 * k for k, e in enumerate(truth.edges)},
+                                  noise_var={v: 0.5 for v in truth.observed + truth.latent})
+        d = np.sqrt(np.diag(S))
+        R = S / np.outer(d, d)
+        saturated = -0.5 * 1000 * (np.linalg.slogdet(R)[1] + len(R))
+        assert score_ML(other, R, 1000, random_state=0).log_likelihood == pytest.approx(saturated, abs=1e-6)
+
+
+def test_group_level_cpdag_keeps_group_level_v_structures():
+    # G = {L1, L2} -> L3 <- L4 with G and L4 non-adjacent: a v-structure between groups, compelled
+    # at both levels; reversing G's edge (L3 -> G) removes it, which the group level does count.
+    observed = [f"X{i}" for i in range(1, 11)]
+    def build(out_of_group):
+        edges = [Edge(lat, f"X{i}") for lat in ("L1", "L2") for i in range(1, 5)]
+        edges += [Edge("L3", f"X{i}") for i in range(5, 8)] + [Edge("L4", f"X{i}") for i in range(8, 11)]
+        edges += [Edge(lat, "L3") if out_of_group else Edge("L3", lat) for lat in ("L1", "L2")]
+        edges += [Edge("L4", "L3")]
+        return Structure(observed, ["L1", "L2", "L3", "L4"], edges, [["L1", "L2"], ["L3"], ["L4"]])
+    marks = cpdag_marks(build(True))
+    index = {name: i for i, name in enumerate(observed + ["L1", "L2", "L3", "L4"])}
+    for lat in ("L1", "L2", "L4"):
+        assert marks[index[lat], index["L3"]] == 1 and marks[index["L3"], index[lat]] == 0
+    assert compare_structures(build(True), build(False)).shd > 0
+
+
+def test_structure_that_breaks_its_groups_is_read_over_single_latents():
+    # L1 -> L3 -> L2 with {L1, L2} declared a group: no quotient DAG, so the latent level is used.
+    base = group_into_or_out_of(True)
+    edges = [e for e in base.edges if e.target != "L3"] + [Edge("L1", "L3"), Edge("L3", "L2")]
+    mixed = Structure(base.observed, base.latent, edges, base.groups)
+    assert (cpdag_marks(mixed) == cpdag_marks(mixed, level="latent")).all()
+    with pytest.raises(ValueError, match="level"):
+        cpdag_marks(base, level="groups")

@@ -77,6 +77,7 @@ def discovered_model(estimator, data, parameters, messages):
         "criterion": estimator.criterion_,
         "alpha": estimator.alpha_,
         "n_candidates": estimator.n_candidates_,
+        "excluded_pairs": [list(pair) for pair in estimator.excluded_pairs_],
         "source": data.source,
         "n_dropped": data.n_dropped,
         "parameters": settings,
@@ -118,6 +119,9 @@ def rule_text(estimator):
     others = [c for c in estimator.criterion_bic_ if c != criterion]
     if others:
         rule += f"; chosen by BIC over {', '.join(others)}"
+    if estimator.excluded_pairs_:
+        pairs = ", ".join(f"{a} & {b}" for a, b in estimator.excluded_pairs_)
+        rule += f"; rerun without the pair cluster(s) {pairs} (lower BIC)"
     return rule
 
 
@@ -151,6 +155,9 @@ def comparison_text(model):
               help="RMSEA bound of the rmsea criterion (0.05: close fit).")
 @click.option("--n-jobs", type=int, default=1, show_default=True,
               help="Worker processes for the candidate fits (-1: all cores); the result does not depend on it.")
+@click.option("--pair-restarts/--no-pair-restarts", default=True, show_default=True,
+              help="Rerun the search without each two-item cluster of its first step and keep the lowest BIC "
+                   "(a pair of a two-latent group's items can pass as its own latent).")
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of LGES (restarts of its fits).")
 @click.option("--lavaan", "lavaan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the model as lavaan syntax (latents without an edge are independent).")
@@ -159,7 +166,8 @@ def comparison_text(model):
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar, warnings or summary; only the files (with --example, the comparison only).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def command(items, dataset, columns, missing_code, output, delta_scale, delta, criterion, alpha, epsilon, n_jobs, seed,
+def command(items, dataset, columns, missing_code, output, delta_scale, delta, criterion, alpha, epsilon, n_jobs,
+            pair_restarts, seed,
             lavaan_path, example, quiet, force):
     """Learn which latent constructs ITEMS measure and how they cause one another (LGES).
 
@@ -172,7 +180,8 @@ def command(items, dataset, columns, missing_code, output, delta_scale, delta, c
     """
     check_inputs(example, items, dataset, columns, missing_code, output, lavaan_path, force)
     parameters = {"delta_scale": delta_scale, "delta": delta, "criterion": resolve_criterion(criterion, delta, alpha),
-                  "alpha": alpha, "epsilon": epsilon, "n_jobs": n_jobs, "random_state": seed,
+                  "alpha": alpha, "epsilon": epsilon, "pair_restarts": pair_restarts, "n_jobs": n_jobs,
+                  "random_state": seed,
                   "progress": show_progress(quiet)}
     data = load_data(example, items, dataset, columns, missing_code)
     estimator, messages = run_lges(data, parameters)

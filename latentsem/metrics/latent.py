@@ -5,12 +5,27 @@ estimated latents to true ones (latent names are arbitrary):
 
 * the F1 score (with precision and recall) of the skeleton;
 * the structural Hamming distance (SHD) between CPDAGs: the CPDAG of the true
-  DAG against the CPDAG of a consistent extension of the estimated structure
-  (LGES returns a CPDAG among latents plus latent -> observed edges; any DAG in
-  its class gives the same CPDAG). As in causal-learn's ``SHD`` class, every
-  unordered pair of variables whose edge marks differ counts 1: a missing
-  edge, an extra edge, a reversed edge, or a directed edge against an
-  undirected one.
+  DAG against the CPDAG of a consistent extension of the estimated structure.
+  As in causal-learn's ``SHD`` class, every unordered pair of variables whose
+  edge marks differ counts 1: a missing edge, an extra edge, a reversed edge,
+  or a directed edge against an undirected one.
+
+Which CPDAG (``level``). The paper's states are CPDAGs whose latent part is a
+graph over *groups* (Definition 2; O_LL of Definition 5 deletes and orients
+edges between groups), and its Theorem 3 identifies that graph up to its
+Markov equivalence class. ``level="group"`` (the default) therefore takes the
+CPDAG of the quotient graph in which each group of latents is one node (the
+edges of a group apply to every member, Definition 2 (ii)) and gives every
+member edge the mark of its group edge. ``level="latent"`` takes the CPDAG of
+the DAG over single latents instead. The two differ only at groups of two or
+more latents: over single latents, the members L1, L2 of a group that causes
+L3 form a v-structure L1 -> L3 <- L2, which compels the orientation, while the
+reverse L3 -> {L1, L2} is a tree. Yet the two generate the same covariance
+matrices of the items (a rotation of the group's latents turns either
+latent covariance into the other; ``tests/test_metrics_latent.py`` fits both),
+so no score can tell them apart, and over single latents two consistent
+extensions of one LGES output can even have different CPDAGs. With every
+group a single latent the two levels agree.
 
 Matching (:func:`match_latents`): a maximum-weight assignment
 (``scipy.optimize.linear_sum_assignment``) on the number of shared observed
@@ -32,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..exceptions import StructureError
-from ..graph import dag_to_cpdag
+from ..graph import dag_to_cpdag, has_directed_cycle, pdag_to_dag
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,8 @@ class LatentComparison:
         Skeleton scores over all variables (latent included).
     shd : int
         SHD between the CPDAGs over all variables.
+    level : {"group", "latent"}
+        The CPDAG the SHD compares (see the module docstring).
     matching : dict
         Estimated latent name -> matched true latent name.
     extra_latents, missing_latents : list of str
@@ -63,6 +80,7 @@ class LatentComparison:
     true_edges: int = 0
     estimated_edges: int = 0
     shared_edges: int = 0
+    level: str = "group"
 
     def summary(self):
         """One readable block with the metrics and the latent matching."""
@@ -70,7 +88,7 @@ class LatentComparison:
         lines = [
             f"skeleton F1 {self.f1:.3f} (precision {self.precision:.3f}, recall {self.recall:.3f}; "
             f"{self.shared_edges} shared of {self.estimated_edges} estimated, {self.true_edges} true edges)",
-            f"SHD between CPDAGs {self.shd}",
+            f"SHD between CPDAGs {self.shd} ({'over groups of latents' if self.level == 'group' else 'over single latents'})",
             f"latent matching (estimated->true): {pairs}",
         ]
         if self.extra_latents:
@@ -92,7 +110,7 @@ class LatentComparison:
 
 
 # ------------------------------------------------------------ public API
-def match_latents(true, est):
+def match_latents(true, est, level="group"):
     """Match estimated latents to true ones: ``{estimated name: true name}``.
 
     Maximizes the number of shared observed children (Hungarian algorithm),
@@ -100,7 +118,7 @@ def match_latents(true, est):
     graph (lower SHD, then more shared skeleton edges) by pairwise swaps.
     ``min(#true, #estimated)`` pairs are matched.
     """
-    return _Comparison(true, est).matching
+    return _Comparison(true, est, level).matching
 
 
 def skeleton_f1(true, est):
@@ -109,14 +127,19 @@ def skeleton_f1(true, est):
     return {"f1": result.f1, "precision": result.precision, "recall": result.recall}
 
 
-def shd(true, est):
+def shd(true, est, level="group"):
     """SHD between the CPDAGs of ``true`` and of ``est`` over all variables after matching latents."""
-    return compare_structures(true, est).shd
+    return compare_structures(true, est, level).shd
 
 
-def compare_structures(true, est):
-    """All metrics at once, as a :class:`LatentComparison`."""
-    comparison = _Comparison(true, est)
+def compare_structures(true, est, level="group"):
+    """All metrics at once, as a :class:`LatentComparison`.
+
+    ``level`` picks the CPDAG the SHD compares: ``"group"`` (each group of
+    latents one node, the paper's states) or ``"latent"`` (single latents);
+    see the module docstring. The skeleton scores do not depend on it.
+    """
+    comparison = _Comparison(true, est, level)
     marks_true, marks_est = comparison.marks_for(comparison.assignment)
     tp, n_true, n_est = _skeleton_counts(marks_true, marks_est)
     if n_true == 0 and n_est == 0:
@@ -128,7 +151,7 @@ def compare_structures(true, est):
     matched_true = set(comparison.matching.values())
     return LatentComparison(
         f1=float(f1), precision=float(precision), recall=float(recall),
-        shd=_shd(marks_true, marks_est),
+        shd=_shd(marks_true, marks_est), level=level,
         matching=comparison.matching,
         extra_latents=[name for name in est.latent if name not in comparison.matching],
         missing_latents=[name for name in true.latent if name not in matched_true],
@@ -137,15 +160,25 @@ def compare_structures(true, est):
 
 
 # -------------------------------------------------------------- internals
-def cpdag_marks(structure):
+def cpdag_marks(structure, level="group"):
     """Edge marks of the CPDAG of ``structure`` over ``observed + latent``.
 
     ``A[i, j] = 1, A[j, i] = 0`` for i -> j; ``A[i, j] = A[j, i] = 1`` for i - j.
-    The structure is first replaced by a consistent extension (a DAG of its
-    class), whose CPDAG is computed over all variables (:func:`dag_to_cpdag`).
+    ``level="latent"``: the CPDAG over all variables of a consistent extension
+    (a DAG of the structure's class). ``level="group"``: the CPDAG of the
+    quotient graph with one node per group of latents, each member edge taking
+    its group edge's mark (module docstring). A structure whose edges do not
+    respect its groups (a member pointing into a group and another out of it)
+    has no quotient DAG and is read at the latent level.
     """
+    if level not in ("group", "latent"):
+        raise ValueError(f"level must be 'group' or 'latent', got {level!r}.")
+    names = list(structure.observed) + list(structure.latent)
+    if level == "group" and any(len(g) > 1 for g in structure.groups):
+        marks = _group_cpdag_marks(structure, names)
+        if marks is not None:
+            return marks
     dag = structure.to_dag()
-    names = list(dag.observed) + list(dag.latent)
     index = {name: i for i, name in enumerate(names)}
     D = np.zeros((len(names),) * 2, dtype=bool)
     for e in dag.edges:
@@ -153,6 +186,41 @@ def cpdag_marks(structure):
             D[index[e.source], index[e.target]] = True
     directed, undirected = dag_to_cpdag(D)
     return (directed | undirected).astype(np.int8)
+
+
+def _group_cpdag_marks(structure, names):
+    """Marks from the CPDAG of the group quotient graph, or ``None`` when it has no DAG extension."""
+    p = len(structure.observed)
+    node = {name: i for i, name in enumerate(structure.observed)}
+    node.update({lat: p + g for g, members in enumerate(structure.groups) for lat in members})
+    size = p + len(structure.groups)
+    D, U = np.zeros((size, size), dtype=bool), np.zeros((size, size), dtype=bool)
+    pairs = []
+    for e in structure.edges:
+        if e.type == "covariance":
+            continue
+        a, b = node[e.source], node[e.target]
+        pairs.append((names.index(e.source), names.index(e.target), a, b))
+        if e.type == "directed":
+            D[a, b] = True
+        else:
+            U[a, b] = U[b, a] = True
+    U &= ~(D | D.T)
+    if (D & D.T).any() or has_directed_cycle(D):
+        return None
+    quotient = pdag_to_dag(D, U)
+    if quotient is None:
+        return None
+    directed, undirected = dag_to_cpdag(quotient)
+    marks = np.zeros((len(names),) * 2, dtype=np.int8)
+    for i, j, a, b in pairs:
+        if undirected[a, b]:
+            marks[i, j] = marks[j, i] = 1
+        elif directed[a, b]:
+            marks[i, j] = 1
+        else:
+            marks[j, i] = 1
+    return marks
 
 
 def _skeleton_counts(marks_true, marks_est):
@@ -170,7 +238,7 @@ def _shd(marks_true, marks_est):
 class _Comparison:
     """Both CPDAGs, the children overlap and the chosen assignment of latents."""
 
-    def __init__(self, true, est):
+    def __init__(self, true, est, level="group"):
         if sorted(true.observed) != sorted(est.observed):
             only_true = sorted(set(true.observed) - set(est.observed))
             only_est = sorted(set(est.observed) - set(true.observed))
@@ -179,8 +247,8 @@ class _Comparison:
             )
         self.true, self.est = true, est
         self.p, self.mt, self.me = len(true.observed), len(true.latent), len(est.latent)
-        self.marks_true_own = cpdag_marks(true)
-        self.marks_est_own = cpdag_marks(est)
+        self.marks_true_own = cpdag_marks(true, level)
+        self.marks_est_own = cpdag_marks(est, level)
         self.overlap = _shared_children(true, est)
         self.assignment = self._best_assignment()
         self.matching = {est.latent[e]: true.latent[t] for e, t in enumerate(self.assignment) if t is not None}
