@@ -41,6 +41,10 @@ REPORTS = ROOT / "reports"
 DATASETS = ROOT / "datasets"
 SEED = 0
 RULE = ("auto", 0.05)               # criterion, epsilon of its "rmsea" search
+# LGES's pair_restarts (session 4) is off here until its runtime on bigfive50 is measured: on the 25 Big Five
+# items it took 157 s instead of 6 s (10 latents, 0.039 / 0.951 / 0.922), and the 50-item set must finish in
+# under 10 minutes. The reports below are therefore the searches without it.
+PAIR_RESTARTS = False
 SENSITIVITY = (("lr", None), ("rmsea", 0.04), ("rmsea", 0.05), ("rmsea", 0.06))
 # Settings left out of the sensitivity grid, with the reason (printed in the summary).
 SENSITIVITY_SKIPPED = {
@@ -50,7 +54,7 @@ SENSITIVITY_SKIPPED = {
 }
 RULE_TEXT = ('criterion="auto": LGES searches with criterion="lr" (alpha = min(0.05, 1/N)) and with '
              f'criterion="rmsea" (epsilon = {RULE[1]}) and keeps the model with the lower BIC; max_group_size=3, '
-             "n_exact_phase2=8, random_state=0 everywhere")
+             "n_exact_phase2=8, pair_restarts=False, random_state=0 everywhere")
 
 # The LGES paper's Table 3 (Dong et al., arXiv 2510.04378): RMSEA / CFI / TLI, dag semantics, truncated to 3 dp.
 PAPER_LGES = {
@@ -166,7 +170,7 @@ def run_lges(data, criterion, epsilon, cache=None, name=""):
         saved = json.loads(path.read_text())
         record = dict(saved, model=Structure.from_dict(saved["model"]), cached=True)
     else:
-        kwargs = {"criterion": criterion, "random_state": SEED}
+        kwargs = {"criterion": criterion, "random_state": SEED, "pair_restarts": PAIR_RESTARTS}
         if epsilon is not None:
             kwargs["epsilon"] = epsilon
         est = LGES(**kwargs).fit(data)
