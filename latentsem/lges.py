@@ -426,14 +426,10 @@ class LGES:
         cores = os.cpu_count() or 1
         n_jobs = 1 if self.n_jobs == 1 else min(len(searches), cores if self.n_jobs == -1 else self.n_jobs)
         if n_jobs == 1:
-            return [search._fitted(S, n, names) for search in searches]
+            return [search.fit_covariance(S, n, names) for search in searches]
         from joblib import Parallel, delayed
 
-        return Parallel(n_jobs=n_jobs)(delayed(search._fitted)(S, n, names) for search in searches)
-
-    def _fitted(self, S, n, names):
-        self._search(S, n, names)
-        return self
+        return Parallel(n_jobs=n_jobs)(delayed(search.fit_covariance)(S, n, names) for search in searches)
 
     _SELECTED_CRITERIA = ("lr", "rmsea")
 
