@@ -393,7 +393,6 @@ class LGES:
         Chickering 2002). A true single latent's pair is rarely worth
         excluding: without it its items cannot be explained as well.
         """
-        names = list(names) if names is not None else [f"X{i + 1}" for i in range(len(S))]
         tried = set()
         while True:
             options = [self._excluded_pairs | {pair} for pair in self._pair_clusters]

@@ -195,12 +195,13 @@ def _group_cpdag_marks(structure, names):
     node.update({lat: p + g for g, members in enumerate(structure.groups) for lat in members})
     size = p + len(structure.groups)
     D, U = np.zeros((size, size), dtype=bool), np.zeros((size, size), dtype=bool)
+    position = {name: i for i, name in enumerate(names)}
     pairs = []
     for e in structure.edges:
         if e.type == "covariance":
             continue
         a, b = node[e.source], node[e.target]
-        pairs.append((names.index(e.source), names.index(e.target), a, b))
+        pairs.append((position[e.source], position[e.target], a, b))
         if e.type == "directed":
             D[a, b] = True
         else:
