@@ -110,6 +110,48 @@ def test_byrne1994_as_a_structure_under_dag_semantics_and_bounds():
     assert result.table3() == {"rmsea": 0.096, "cfi": 0.753, "tli": 0.727}
 
 
+MULTITASKING_GROUP_MODEL = """
+L1 =~ Error_Number + Error_Letter + Error_Figure
+L2 =~ AverageQus_Par1 + AverageQus_Par2 + AverageQus_Par3
+L3 =~ Speed_Number + Speed_Letter + Speed_Figure + AverageQus_Par1
+L4 =~ Speed_Number + Speed_Letter + Speed_Figure + AverageQus_Par1
+L2 ~ L1 + L3 + L4
+"""
+
+
+def test_latents_sharing_their_items_are_fitted_past_the_symmetric_saddle():
+    # L3 and L4 (an LGES two-latent group) have the same items. From identical starts semopy keeps them
+    # identical and stops at the saddle where they act as one latent (chi2 51.02); the optimum, which
+    # latentsem's own engine reaches, is chi2 31.01.
+    from latentsem.score import saturated_f, score_ML
+
+    data = dataset("multitasking")
+    structure = table_to_structure(parse_lavaan(MULTITASKING_GROUP_MODEL))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit_model(structure, data)
+        S = data.frame[list(structure.observed)].cov(ddof=0).to_numpy()
+        engine = score_ML(structure, S, data.n, random_state=0)
+    assert result.indices["df"] == 19
+    assert abs(result.indices["chisq"] - 2 * data.n * (engine.f - saturated_f(S))) < 0.01
+    assert result.indices["chisq"] < 31.1
+    assert result.table3() == {"rmsea": 0.055, "cfi": 0.987, "tli": 0.976}
+
+
+def test_latents_sharing_their_items_start_from_the_engine_optimum(monkeypatch):
+    # Without the asymmetric start patterns the engine's optimum, moved to the table's marker scale,
+    # is the only start besides semopy's own: it alone must reach the optimum.
+    import latentsem.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "GROUP_START_VARIANTS", ())
+    structure = table_to_structure(parse_lavaan(MULTITASKING_GROUP_MODEL))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit_model(structure, dataset("multitasking"))
+    assert result.converged
+    assert abs(result.indices["chisq"] - 31.007) < 0.01
+
+
 def test_unbounded_fit_reports_negative_variances_as_heywood_cases():
     result = fixture_fit("byrne1994_dag_unbounded")
     assert "variance of RC2 is negative (-1.172)" in result.heywood
