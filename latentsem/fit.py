@@ -53,7 +53,7 @@ import numpy as np
 from .exceptions import ConvergenceWarning, DataError, LatentsemError, NumericalWarning, StructureError
 from .model import Structure
 from .syntax import (LATENT_COVARIANCES, ParameterTable, as_table, complete_table, lavaan_for_fit, semopy_description,
-                     to_lavaan)
+                     table_to_structure, to_lavaan)
 
 logger = logging.getLogger(__name__)
 
@@ -355,8 +355,8 @@ def _semopy_fit(full, ram, frame, S, bounds):
     description = semopy_description(full, names)
     observed = ram.observed
     cov = pd.DataFrame(S, index=observed, columns=observed)
-    fits = []
-    for variant in (*GROUP_START_VARIANTS, "engine"):
+
+    def fit_from(starts):
         with _quiet_root_logger():
             # cov_diag=True: semopy adds no covariances of its own; the completed table lists every one.
             model = semopy.Model(description, cov_diag=True)
@@ -364,16 +364,21 @@ def _semopy_fit(full, ram, frame, S, bounds):
                 for param in model.parameters.values():
                     param.bound = (None, None)
             _unscaled_loading_starts(full, names, model, S, observed)
-            if variant == "engine":
-                if not _engine_starts(full, names, model.parameters, S, observed):
-                    continue
-            elif not _asymmetric_group_starts(full, names, model.parameters, S, observed, variant):
-                fits.append((model, model.fit(data=frame[observed], cov=cov, obj="MLW", solver="SLSQP",
-                                               options=dict(_SOLVER_OPTIONS))))
-                break  # without latents sharing their items the starts do not vary
-            result = model.fit(data=frame[observed], cov=cov, obj="MLW", solver="SLSQP",
-                               options=dict(_SOLVER_OPTIONS))
-        fits.append((model, result))
+            for name, value in starts.items():
+                if name in model.parameters:
+                    model.parameters[name].start = float(value)
+            return model, model.fit(data=frame[observed], cov=cov, obj="MLW", solver="SLSQP",
+                                    options=dict(_SOLVER_OPTIONS))
+
+    later = _later_group_members(full, observed)
+    starts = [{}]
+    if later:  # latents that share their items: several starts (see _asymmetric_group_starts)
+        starts = [_asymmetric_group_starts(full, names, later, S, observed, variant)
+                  for variant in GROUP_START_VARIANTS]
+        engine = _engine_starts(full, names, S, observed)
+        if engine is not None:
+            starts.append(engine)
+    fits = [fit_from(start) for start in starts or [{}]]
     # The lowest objective among converged fits (a fit stopped at the iteration limit is not an optimum).
     model, result = min(fits, key=lambda fit: (not fit[1].success, fit[1].fun))
     active = [name for name, param in model.parameters.items() if param.active]
@@ -420,84 +425,76 @@ def _unscaled_loading_starts(full, names, model, S, observed):
             params[name].start = float(np.sqrt(S[i, i] / 2))
 
 
-def _asymmetric_group_starts(full, names, params, S, observed, variant=0):
-    """Different start loadings for latents with the same items (the members of an LGES latent group).
-
-    Identical starts make such latents move identically: the fit stays on the
-    symmetric subspace, where the group acts as one latent, and stops at a
-    saddle point of F_ML (multitasking's discovered model: chi2 51.02 instead
-    of about 31). The second and later members start with the signs of their
-    free loadings alternating (``variant`` 0 and 1: the two phases) or with
-    alternating sizes (``variant`` 2); returns whether any latent shares its items.
-    """
+def _later_group_members(full, observed):
+    """{latent: k} for the k-th (k >= 1) latent whose items are the same as an earlier latent's (LGES groups)."""
     children = {}
     for r in full:
         if r.op == "=~" and r.rhs in observed:
             children.setdefault(r.lhs, set()).add(r.rhs)
-    seen = {}
+    members = {}
     for latent, items in children.items():
-        seen.setdefault(frozenset(items), []).append(latent)
-    later = {lat: k for members in seen.values() for k, lat in enumerate(members) if k}
+        members.setdefault(frozenset(items), []).append(latent)
+    return {lat: k for group in members.values() for k, lat in enumerate(group) if k}
+
+
+def _asymmetric_group_starts(full, names, later, S, observed, variant=0):
+    """Start loadings ({parameter: value}) that differ between latents with the same items.
+
+    Identical starts make such latents move identically: the fit stays on the
+    symmetric subspace, where the group acts as one latent, and stops at a
+    saddle point of F_ML (multitasking's discovered model: chi2 51.02 instead
+    of about 31). The later members (``later``, :func:`_later_group_members`)
+    start with the signs of their free loadings alternating (``variant`` 0 and
+    1: the two phases) or with alternating sizes (``variant`` 2).
+    """
+    starts = {}
     for r, name in zip(full, names):
-        if r.op != "=~" or not r.free or r.lhs not in later or name not in params:
+        if r.op != "=~" or not r.free or r.lhs not in later or r.rhs not in observed:
             continue
         i = observed.index(r.rhs)
         odd = (i + later[r.lhs] + variant) % 2
         factor = (0.5 if odd else 1.5) if variant == 2 else (-1.0 if odd else 1.0)
-        params[name].start = factor * float(np.sqrt(S[i, i] / 2))
-    return bool(later)
+        starts[name] = factor * np.sqrt(S[i, i] / 2)
+    return starts
 
 
-def _engine_starts(full, names, params, S, observed):
-    """Start semopy at latentsem's own ML optimum (:func:`latentsem.score.score_ML`) for models with grouped latents.
+def _engine_starts(full, names, S, observed):
+    """Starts ({parameter: value}) at latentsem's own ML optimum (:func:`latentsem.score.score_spec`), or None.
 
-    Only for generalized N factor models under dag semantics whose latents
-    share their items (LGES's groups), where semopy's own starts can end at
-    the iteration limit. The engine's unit disturbance variances are moved to
-    the table's scale: each latent is rescaled so that its fixed loading takes
-    its fixed value. Returns False when the model is not of that kind.
+    Used for models whose latents share their items (LGES's groups), where
+    semopy's own starts can end at the iteration limit. The engine's unit
+    disturbance variances are moved to the table's scale: each latent is
+    rescaled so that its fixed loading takes its fixed value. None when the
+    table is not a generalized N factor model the engine can fit.
     """
-    from .exceptions import LatentsemError
-    from .score import score_ML
-    from .syntax import table_to_structure
+    from .score import ScoreSpec, score_spec
 
-    children = {}
-    for r in full:
-        if r.op == "=~":
-            children.setdefault(r.lhs, set()).add(r.rhs)
-    if len({frozenset(items) for items in children.values()}) == len(children):
-        return False
     try:
         structure = table_to_structure(ParameterTable([r for r in full if r.user]))
+        spec = ScoreSpec.from_structure(structure)
         order = [observed.index(name) for name in structure.observed]
-        result = score_ML(structure, S[np.ix_(order, order)], 1000, n_restarts=1, random_state=0)
+        params = score_spec(spec, S[np.ix_(order, order)], 1000, n_restarts=1, random_state=0).params
     except (LatentsemError, ValueError, np.linalg.LinAlgError):
-        return False
-    from .score import ScoreSpec
-
-    latents = list(ScoreSpec.from_structure(structure).latent)
-    rows = {name: structure.observed.index(name) for name in structure.observed}
-    pos = {name: latents.index(name) for name in latents}
-    Lambda, B, psi = result.params.Lambda, result.params.B, result.params.psi
-    scale = np.ones(len(latents))
+        return None
+    rows = {name: i for i, name in enumerate(structure.observed)}
+    pos = {name: k for k, name in enumerate(spec.latent)}
+    scale = np.ones(len(pos))
     for r in full:
         if r.op == "=~" and not r.free and r.value:
-            scale[pos[r.lhs]] = Lambda[rows[r.rhs], pos[r.lhs]] / r.value
+            scale[pos[r.lhs]] = params.Lambda[rows[r.rhs], pos[r.lhs]] / r.value
     if np.any(np.abs(scale) < 1e-8):
-        return False
+        return None
     starts = {}
     for r, name in zip(full, names):
-        if not r.free or name not in params:
+        if not r.free:
             continue
         if r.op == "=~":
-            starts[name] = Lambda[rows[r.rhs], pos[r.lhs]] / scale[pos[r.lhs]]
+            starts[name] = params.Lambda[rows[r.rhs], pos[r.lhs]] / scale[pos[r.lhs]]
         elif r.op == "~" and r.lhs in pos and r.rhs in pos:
-            starts[name] = B[pos[r.lhs], pos[r.rhs]] * scale[pos[r.lhs]] / scale[pos[r.rhs]]
+            starts[name] = params.B[pos[r.lhs], pos[r.rhs]] * scale[pos[r.lhs]] / scale[pos[r.rhs]]
         elif r.op == "~~" and r.lhs == r.rhs:
-            starts[name] = scale[pos[r.lhs]] ** 2 if r.lhs in pos else psi[rows[r.lhs]]
-    for name, value in starts.items():
-        params[name].start = float(value)
-    return True
+            starts[name] = scale[pos[r.lhs]] ** 2 if r.lhs in pos else params.psi[rows[r.lhs]]
+    return starts
 
 
 def _refuse_isolated_items(table):
