@@ -36,6 +36,17 @@ def has_directed_cycle(D):
     return topological_order(D) is None
 
 
+def is_connected(adjacency):
+    """True when the undirected graph with boolean ``adjacency`` (symmetric) is connected."""
+    seen, stack = {0}, [0]
+    while stack:
+        for j in np.flatnonzero(adjacency[stack.pop()]):
+            if int(j) not in seen:
+                seen.add(int(j))
+                stack.append(int(j))
+    return len(seen) == adjacency.shape[0]
+
+
 def pdag_to_dag(D, U):
     """A consistent extension of the PDAG (D, U): a DAG in the same class.
 

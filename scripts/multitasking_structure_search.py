@@ -46,6 +46,7 @@ import numpy as np
 
 from latentsem.datasets import load_dataset
 from latentsem.fit import baseline_chi_square, cfi, fit_model, rmsea, tli, truncate3, _chi2_sf
+from latentsem.graph import dag_to_cpdag, has_directed_cycle, is_connected
 from latentsem.model import Structure
 from latentsem.score import saturated_f, score_ML
 
@@ -75,61 +76,11 @@ def dag_classes(m, e):
                     D[a, b] = True
                 else:
                     D[b, a] = True
-            if not _acyclic(D):
+            if has_directed_cycle(D):
                 continue
-            key = (frozenset(skel), _vstructs(D))
-            reps.setdefault(key, D)
+            cpdag = dag_to_cpdag(D)                    # one key per Markov equivalence class
+            reps.setdefault(cpdag[0].tobytes() + cpdag[1].tobytes(), D)
     return list(reps.values())
-
-
-def _acyclic(D):
-    D = D.copy()
-    alive = list(range(len(D)))
-    while alive:
-        roots = [i for i in alive if not D[alive, i].any()]
-        if not roots:
-            return False
-        for r in roots:
-            alive.remove(r)
-    return True
-
-
-def _connected(A):
-    seen, todo = {0}, [0]
-    while todo:
-        for j in np.flatnonzero(A[todo.pop()]):
-            if int(j) not in seen:
-                seen.add(int(j))
-                todo.append(int(j))
-    return len(seen) == len(A)
-
-
-def _vstructs(D):
-    m = len(D)
-    adj = D | D.T
-    out = set()
-    for c in range(m):
-        pa = np.flatnonzero(D[:, c])
-        for a, b in itertools.combinations(pa, 2):
-            if not adj[a, b]:
-                out.add((int(a), int(b), c))
-    return frozenset(out)
-
-
-def class_members(D):
-    """All DAGs in D's Markov equivalence class."""
-    m = len(D)
-    skel = [(a, b) for a, b in itertools.combinations(range(m), 2) if D[a, b] or D[b, a]]
-    key = _vstructs(D)
-    out = []
-    for orient in itertools.product((0, 1), repeat=len(skel)):
-        E = np.zeros((m, m), bool)
-        for (a, b), o in zip(skel, orient):
-            E[a, b] = o == 0
-            E[b, a] = o == 1
-        if _acyclic(E) and _vstructs(E) == key:
-            out.append(E)
-    return out
 
 
 # ------------------------------------------------------------------ scoring
@@ -305,7 +256,7 @@ def family_partitions(k, edges, tag, min_size=2, skip_min=None, trees_only=False
     full = np.triu(np.ones((k, k), bool), 1)
     classes = {e: dag_classes(k, e) for e in edges}
     if trees_only:
-        classes = {e: [D for D in cl if _connected(D | D.T)] for e, cl in classes.items()}
+        classes = {e: [D for D in cl if is_connected(D | D.T)] for e, cl in classes.items()}
         log(f"({tag}) {sum(map(len, classes.values()))} connected DAG classes over {k} latents")
     n_part = n_kept = 0
     n0 = len(records)

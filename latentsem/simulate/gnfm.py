@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import LatentsemError, StructureError
-from ..graph import topological_order
+from ..graph import is_connected, topological_order
 from ..model import Edge, Structure
 
 WEIGHT_BOUND = 5.0        # weights are U(-5, 5) ...
@@ -121,18 +121,8 @@ def _random_group_dag(g, edge_prob, connected, rng):
     """Upper-triangular (so acyclic) random DAG among ``g`` groups, optionally connected."""
     while True:
         dag = np.triu(rng.random((g, g)) < edge_prob, k=1)
-        if not connected or _is_connected(dag | dag.T):
+        if not connected or is_connected(dag | dag.T):
             return dag
-
-
-def _is_connected(adjacency):
-    seen, stack = {0}, [0]
-    while stack:
-        for j in np.flatnonzero(adjacency[stack.pop()]):
-            if int(j) not in seen:
-                seen.add(int(j))
-                stack.append(int(j))
-    return len(seen) == adjacency.shape[0]
 
 
 def _draw_weight(rng):
