@@ -31,11 +31,13 @@ so ``L = -N f``. Two optimisers share one entry point, :func:`fit_specs`:
   drives Levenberg-Marquardt-damped Newton steps, which converge
   quadratically; a fit stops when the largest scaled free gradient entry is
   below ``gtol`` (1e-8).
-* Everything else (sparse latent DAGs of Phase 2): batched Levenberg-Marquardt
-  Fisher scoring in (Lambda, B, psi). Every derivative dSigma/dtheta_a has the
-  rank-2 form ``u_a v_a' + v_a u_a'``, so with P = Sigma^-1 the gradient is
-  ``g_a = u_a' P (Sigma - S) P v_a`` and the Fisher information is
-  ``F = (U P U') o (V P V') + (U P V') o (U P V')'``, O(q^2 p) for q parameters.
+* Everything else (sparse latent DAGs of Phase 2): Levenberg-Marquardt
+  Fisher scoring in (Lambda, B, psi), compiled per member with numba
+  (:mod:`latentsem._lm`). Every derivative dSigma/dtheta_a has the rank-2 form
+  ``c_a (u_a v_a' + v_a u_a')`` with u_a, v_a columns of Z = [I, Lambda T,
+  Lambda Phi], so with P = Sigma^-1 the gradient ``g_a = c_a u_a' P (Sigma - S) P v_a``
+  and the Fisher information ``F_ab = tr(P dSigma_a P dSigma_b) / 2`` are read
+  off the two (p + 2m)-square matrices Z' P (Sigma - S) P Z and Z' P Z.
 
 Local optima exist on these structures (REFERENCE.md section 8): a candidate
 is warm-started from its parent's optimum (:func:`candidate_starts`: rotated
@@ -178,6 +180,11 @@ class _Layout:
         self.n_lambda = len(self.lam_rows)
         self.n_b = len(self.rows)
         self.q = self.n_lambda + self.n_b + p
+        # dSigma/dtheta_a = c_a (u_a v_a' + v_a u_a'), u_a and v_a columns of Z = [I, Lambda T, Lambda Phi]
+        # (latentsem._lm): their column indices and c_a.
+        self.iu = np.concatenate([self.lam_rows, p + self.rows, np.arange(p)]).astype(np.int64)
+        self.iv = np.concatenate([p + m + self.lam_cols, p + m + self.cols, np.arange(p)]).astype(np.int64)
+        self.c = np.concatenate([np.ones(self.n_lambda + self.n_b), np.full(p, 0.5)])
 
     def active(self, loadings, parents):
         """Boolean (K, q) mask of the free parameters of each batch member."""
@@ -202,31 +209,6 @@ class _Layout:
         return Lambda, B, psi
 
 
-def _inverse_cholesky(Sigma):
-    """P = Sigma^-1 and log det Sigma for a batch; (NaN, inf) for members that are not PD."""
-    try:
-        return _inverse_cholesky_all(Sigma)
-    except np.linalg.LinAlgError:
-        P = np.full_like(Sigma, np.nan)
-        logdet = np.full(Sigma.shape[0], np.inf)
-        for k in range(Sigma.shape[0]):
-            # The batched formulas on one member: the same arithmetic as in a batch without failures.
-            try:
-                P[k:k + 1], logdet[k:k + 1] = _inverse_cholesky_all(Sigma[k:k + 1])
-            except np.linalg.LinAlgError:
-                continue
-        return P, logdet
-
-
-def _inverse_cholesky_all(Sigma):
-    L = np.linalg.cholesky(Sigma)
-    eye = np.broadcast_to(np.eye(Sigma.shape[-1]), Sigma.shape)
-    Linv = np.linalg.solve(L, eye)
-    P = np.swapaxes(Linv, -1, -2) @ Linv
-    logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)
-    return P, logdet
-
-
 def _unit_lower_inverse(B):
     """(I - B)^-1 for strictly lower triangular B: the finite series I + B + ... + B^(m-1).
 
@@ -241,91 +223,6 @@ def _unit_lower_inverse(B):
     return T
 
 
-class _State:
-    """Sigma, its inverse and f for a batch of parameter vectors."""
-
-    def __init__(self, layout, theta, S):
-        self.theta = theta
-        Lambda, B, psi = layout.unpack(theta)
-        m = layout.m
-        T = _unit_lower_inverse(B)
-        finite = np.isfinite(theta).all(axis=1) & np.isfinite(T).all(axis=(1, 2))
-        T = np.where(finite[:, None, None], T, np.eye(m))
-        self.LT = Lambda @ T  # (K, p, m)
-        self.Lambda, self.T, self.psi = Lambda, T, psi
-        Sigma = self.LT @ np.swapaxes(self.LT, -1, -2)
-        idx = np.arange(layout.p)
-        Sigma[:, idx, idx] += psi
-        Sigma[~finite] = np.eye(layout.p)
-        self.Sigma = Sigma
-        self.P, logdet = _inverse_cholesky(Sigma)
-        with np.errstate(invalid="ignore"):
-            trace = np.einsum("kij,ji->k", self.P, S)
-        self.f = np.where(np.isfinite(logdet) & finite, 0.5 * (logdet + trace), np.inf)
-
-    def subset(self, idx):
-        """The batch members ``idx`` as a new state (no recomputation)."""
-        sub = _State.__new__(_State)
-        sub.__dict__ = {name: value[idx] for name, value in self.__dict__.items()}
-        return sub
-
-    def update(self, idx, other, mask):
-        """Overwrite members ``idx`` with ``other``'s members selected by ``mask``."""
-        for name, value in other.__dict__.items():
-            self.__dict__[name][idx] = value[mask]
-
-
-def _rank2_factors(layout, state):
-    """U, V of shape (K, q, p) with dSigma/dtheta_a = u_a v_a' + v_a u_a'."""
-    p = layout.p
-    K = state.theta.shape[0]
-    LPhi = state.LT @ np.swapaxes(state.T, -1, -2)  # Lambda T T' = Lambda Phi
-    eye = np.eye(p)
-    U = np.empty((K, layout.q, p))
-    V = np.empty((K, layout.q, p))
-    # Lambda[i, k]: u = e_i, v = (Lambda Phi)[:, k]
-    U[:, : layout.n_lambda] = eye[layout.lam_rows][None]
-    V[:, : layout.n_lambda] = np.swapaxes(LPhi[:, :, layout.lam_cols], 1, 2)
-    # B[i, j]: dT = T E_ij T, so u = (Lambda T)[:, i], v = (Lambda Phi)[:, j]
-    sl = slice(layout.n_lambda, layout.n_lambda + layout.n_b)
-    U[:, sl] = np.swapaxes(state.LT[:, :, layout.rows], 1, 2)
-    V[:, sl] = np.swapaxes(LPhi[:, :, layout.cols], 1, 2)
-    # psi[i]: u = e_i, v = e_i / 2
-    U[:, layout.n_lambda + layout.n_b :] = eye
-    V[:, layout.n_lambda + layout.n_b :] = eye / 2
-    return U, V
-
-
-def _gradient_and_fisher(layout, state, S, need_fisher=True):
-    U, V = _rank2_factors(layout, state)
-    P = state.P
-    G = P @ (state.Sigma - S) @ P
-    UG = U @ G
-    g = np.einsum("kap,kap->ka", UG, V)
-    if not need_fisher:
-        return g, None
-    UP, VP = U @ P, V @ P
-    UU = UP @ np.swapaxes(U, 1, 2)
-    VV = VP @ np.swapaxes(V, 1, 2)
-    UV = UP @ np.swapaxes(V, 1, 2)
-    F = UU * VV + UV * np.swapaxes(UV, 1, 2)
-    return g, F
-
-
-def _solve(A, g):
-    """-A^-1 g per batch member; a member whose system is singular gets a NaN step."""
-    try:
-        return -np.linalg.solve(A, g[:, :, None])[:, :, 0]
-    except np.linalg.LinAlgError:
-        step = np.full_like(g, np.nan)
-        for k in range(A.shape[0]):
-            try:  # the batched call on one member: identical arithmetic
-                step[k] = -np.linalg.solve(A[k:k + 1], g[k:k + 1, :, None])[0, :, 0]
-            except np.linalg.LinAlgError:
-                pass
-        return step
-
-
 @dataclass
 class _BatchOutcome:
     theta: np.ndarray
@@ -336,7 +233,7 @@ class _BatchOutcome:
 
 def _lm_batch(layout, theta, active, S, floor, max_iter=500, stall_tol=1e-8, stall_window=10,
               gtol=1e-8, f_accept=None):
-    """Batched projected Levenberg-Marquardt (Fisher scoring) on f.
+    """Projected Levenberg-Marquardt (Fisher scoring) on f, each member compiled (:mod:`latentsem._lm`).
 
     Inactive parameters stay at 0; unique variances are projected onto
     ``psi >= floor``, and those sitting at the floor with a gradient pushing
@@ -351,74 +248,19 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, stall_tol=1e-8, sta
     B -> infinity with unit disturbance variance, where f approaches its limit
     like 1/B^2.
     """
+    from . import _lm
+
     K = theta.shape[0]
-    theta = np.where(active, theta, 0.0)
-    psi_sl = slice(layout.n_lambda + layout.n_b, layout.q)
-    theta[:, psi_sl] = np.maximum(theta[:, psi_sl], floor)
-    lower = np.full(layout.q, -np.inf)
-    lower[psi_sl] = floor
-    is_psi = np.isfinite(lower)
-    state = _State(layout, theta, S)
-    f = state.f.copy()
-    mu = np.full(K, 1e-3)
-    converged = np.zeros(K, dtype=bool)
-    n_iter = np.zeros(K, dtype=int)
-    running = np.isfinite(f)
-    if f_accept is not None:
-        running &= f > f_accept
-    history = np.repeat(f[:, None], stall_window, axis=1)  # f at the last window iterations
-    eye = np.eye(layout.q)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(running)
-        if idx.size == 0:
-            break
-        sub = state.subset(idx)
-        g, F = _gradient_and_fisher(layout, sub, S)
-        at_floor = is_psi & (sub.theta <= lower * (1 + 1e-12)) & (g > 0)
-        free = active[idx] & ~at_floor
-        g = np.where(free, g, 0.0)
-        done = np.abs(g).max(axis=1) < gtol
-        converged[idx[done]] = True
-        running[idx[done]] = False
-        keep = ~done
-        if not keep.any():
-            break
-        idx, g, F, fixed = idx[keep], g[keep], F[keep], ~free[keep]
-        diag = np.diagonal(F, axis1=1, axis2=2)
-        A = F + (mu[idx, None] * (diag + 1e-10))[:, :, None] * eye
-        # Frozen parameters get identity rows and columns, hence a zero step.
-        A = np.where(fixed[:, :, None] | fixed[:, None, :], 0.0, A) + fixed[:, :, None] * eye
-        step = _solve(A, g)
-        trial = np.maximum(theta[idx] + step, lower)
-        new = _State(layout, trial, S)
-        better = new.f < f[idx]
-        n_iter[idx] += 1
-        acc = idx[better]
-        if acc.size:
-            state.update(acc, new, better)
-            theta[acc] = trial[better]
-            f[acc] = new.f[better]
-            mu[acc] = np.maximum(mu[acc] / 3.0, 1e-12)
-            if f_accept is not None:
-                stop = f[acc] <= f_accept[acc]
-                converged[acc[stop]] = True
-                running[acc[stop]] = False
-        history[idx] = np.concatenate([history[idx, 1:], f[idx, None]], axis=1)
-        stalled = (history[idx, 0] - f[idx] < stall_tol) & (n_iter[idx] >= stall_window)
-        # Converged in f: the quantity the score reports and LGES compares.
-        converged[idx[stalled]] = True
-        running[idx[stalled]] = False
-        worse = idx[~better]
-        mu[worse] *= 8.0
-        # Damping this large means no descent direction is left at this precision.
-        stuck = worse[mu[worse] > 1e10]
-        converged[stuck] = True
-        running[stuck] = False
-        running[idx[n_iter[idx] >= max_iter]] = False
+    theta = np.array(theta, dtype=float)
+    f_accept = np.full(K, -np.inf) if f_accept is None else np.asarray(f_accept, dtype=float)
+    index = [np.asarray(a, dtype=np.int64) for a in (layout.lam_rows, layout.lam_cols, layout.rows, layout.cols)]
+    f, converged, n_iter = _lm.lm_batch(
+        theta, np.ascontiguousarray(active), np.ascontiguousarray(S, dtype=float), np.asarray(floor, dtype=float),
+        layout.m, *index, layout.iu, layout.iv, layout.c,
+        int(max_iter), float(stall_tol), int(stall_window), float(gtol), f_accept)
     return _BatchOutcome(theta, f, converged, n_iter)
 
 
-# ------------------------------------------------------ factor-model path
 def _nested_supports(loadings):
     """The distinct latent sets of the items, smallest first, when they are nested; else None."""
     supports = sorted({tuple(np.flatnonzero(row)) for row in loadings if row.any()}, key=len)

@@ -1,7 +1,7 @@
 """The ML score (LGES paper eqs. 1-3) and its batched Levenberg-Marquardt engine.
 
 Besides the public API these tests use the engine's internals: ``_Layout``,
-``_State`` and ``_gradient_and_fisher`` to check the analytic gradient and the
+``latentsem._lm.state`` and ``gradient_fisher`` (the compiled general path) to check the analytic gradient and the
 Fisher information against finite differences of the model-implied
 covariance (computed here from ``Params`` only), ``_factor_gradient_hessian``
 and ``_is_factor_model`` for the factor-model path (exact Hessian, B
@@ -17,12 +17,13 @@ import math
 import numpy as np
 import pytest
 
+from latentsem import _lm
 from latentsem.datasets import load_dataset
 from latentsem.exceptions import StructureError
 from latentsem.model import Edge, Structure, simple_structure
 from latentsem.score import (
-    PSI_FLOOR, Params, ScoreSpec, _cluster_start, _factor_gradient_hessian, _gradient_and_fisher, _is_factor_model,
-    _Layout, _State, candidate_starts, dag_start, efa_ml, fit_specs, params_from_phi, rotated_start, saturated_f,
+    PSI_FLOOR, Params, ScoreSpec, _cluster_start, _factor_gradient_hessian, _is_factor_model,
+    _Layout, candidate_starts, dag_start, efa_ml, fit_specs, params_from_phi, rotated_start, saturated_f,
     score_ML,
 )
 from latentsem.simulate.gnfm import noise_variances, population_covariance, random_gnfm, simulate_data
@@ -138,12 +139,23 @@ def test_holzinger_swineford_cfa_matches_lavaan_chi_square(holzinger):
 
 
 # -------------------------------------------------------------- derivatives
+def compiled_state(layout, theta, S):
+    """f, Sigma, P, Lambda T, T of the compiled general path at theta."""
+    index = [np.asarray(a, dtype=np.int64) for a in (layout.lam_rows, layout.lam_cols, layout.rows, layout.cols)]
+    return _lm.state(np.array(theta, dtype=float), S, layout.m, *index)
+
+
+def compiled_gradient_fisher(layout, theta, S):
+    _, Sigma, P, LT, T = compiled_state(layout, theta, S)
+    return _lm.gradient_fisher(Sigma, P, LT, T, S, layout.iu, layout.iv, layout.c)
+
+
 def test_gradient_matches_finite_differences_of_f():
     rng = np.random.default_rng(0)
     layout = _Layout(7, 3)
     theta = random_theta(rng, layout)
     S = random_covariance(rng, 7)
-    g, _ = _gradient_and_fisher(layout, _State(layout, theta[None], S), S, need_fisher=False)
+    g, _ = compiled_gradient_fisher(layout, theta, S)
     h = 1e-6
     numeric = np.empty(layout.q)
     for a in range(layout.q):
@@ -151,9 +163,9 @@ def test_gradient_matches_finite_differences_of_f():
         e[a] = h
         numeric[a] = (discrepancy(params_of(layout, theta + e), S)
                       - discrepancy(params_of(layout, theta - e), S)) / (2 * h)
-    np.testing.assert_allclose(g[0], numeric, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
     # The engine's f is the same function as the one computed from Params.
-    assert abs(_State(layout, theta[None], S).f[0] - discrepancy(params_of(layout, theta), S)) < 1e-12
+    assert abs(compiled_state(layout, theta, S)[0] - discrepancy(params_of(layout, theta), S)) < 1e-12
 
 
 def test_fisher_matrix_is_half_trace_of_sigma_derivatives():
@@ -161,7 +173,7 @@ def test_fisher_matrix_is_half_trace_of_sigma_derivatives():
     layout = _Layout(5, 2)
     theta = random_theta(rng, layout)
     S = random_covariance(rng, 5)
-    _, F = _gradient_and_fisher(layout, _State(layout, theta[None], S), S)
+    _, F = compiled_gradient_fisher(layout, theta, S)
     h = 1e-6
     dSigma = []
     for a in range(layout.q):
@@ -171,8 +183,30 @@ def test_fisher_matrix_is_half_trace_of_sigma_derivatives():
                        - params_of(layout, theta - e).implied_covariance()) / (2 * h))
     P = np.linalg.inv(params_of(layout, theta).implied_covariance())
     expected = np.array([[0.5 * np.trace(P @ da @ P @ db) for db in dSigma] for da in dSigma])
-    np.testing.assert_allclose(F[0], expected, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(F[0], F[0].T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(F, expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(F, F.T, rtol=0, atol=1e-12)
+
+
+def test_compiled_state_rejects_sigma_that_is_not_positive_definite():
+    layout = _Layout(4, 1)
+    theta = layout.pack(np.ones((1, 4, 1)), np.zeros((1, 1, 1)), -np.ones((1, 4)))[0]   # Sigma = 11' - I
+    f, *_ = compiled_state(layout, theta, np.eye(4))
+    assert f == np.inf
+    theta[0] = np.nan
+    assert compiled_state(layout, theta, np.eye(4))[0] == np.inf
+
+
+def test_linear_solvers_of_the_compiled_step_agree_with_lapack():
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(9, 9))
+    A = A @ A.T + 0.1 * np.eye(9)
+    b = rng.normal(size=9)
+    L, pd = _lm._cholesky(A)
+    assert pd
+    np.testing.assert_allclose(_lm._cholesky_solve(L, b), np.linalg.solve(A, b), rtol=1e-10)
+    np.testing.assert_allclose(_lm._solve(A - 5 * np.eye(9), b), np.linalg.solve(A - 5 * np.eye(9), b), rtol=1e-8)
+    assert not _lm._cholesky(A - 5 * np.eye(9))[1]        # indefinite: the step falls back to elimination
+    assert np.isnan(_lm._solve(np.zeros((3, 3)), np.ones(3))).all()
 
 
 # ------------------------------------------------ population covariances
