@@ -182,11 +182,12 @@ class LGES:
         tens of thousands of respondents every exact constraint of a real
         questionnaire is rejected, and close fit is what applied researchers
         ask of a model. ``"auto"`` (the default) runs the search under ``"lr"``
-        and under ``"rmsea"`` and keeps the model with the lower BIC (Schwarz
+        (at alpha = min(0.05, 1/N), 0.01 and 0.05, or at ``alpha`` when given)
+        and under ``"rmsea"`` and keeps the model with the lowest BIC (Schwarz
         1978): one rule for small and large samples alike. On the synthetic
-        benchmark it beats ``"lr"`` at N = 100-500 and ties at 1000; on Big Five
-        ``"lr"`` finds no latent at all (reports/benchmarks/lges_changes.md
-        section 7). With ``n_jobs != 1`` the two searches run side by side.
+        benchmark it beats ``"lr"`` at N = 100-500; on Big Five ``"lr"`` finds
+        no latent at all (reports/benchmarks/lges_changes.md sections 7 and 11).
+        With ``n_jobs != 1`` the searches run side by side.
     alpha : float, optional
         Level of the ``"lr"`` test; default 1/N, which shrinks with N as the
         paper's delta does (consistency).
@@ -241,8 +242,9 @@ class LGES:
         identified free parameters (:func:`n_free_parameters`); the constant
         N p log(2 pi) is left out, so compare it only across models of the same data.
     criterion_bic_ : dict
-        With ``criterion="auto"``: the BIC each criterion's model reached
-        (the lowest one is kept); otherwise ``{criterion_: bic_}``.
+        With ``criterion="auto"``: the BIC each search's model reached, keyed
+        "lr", "lr (alpha = 0.01)", "lr (alpha = 0.05)" and "rmsea" (the lowest
+        one is kept); otherwise ``{criterion_: bic_}``.
     delta_ : float
         The paper's tolerance delta (used when ``criterion="delta"``).
     alpha_ : float
@@ -430,32 +432,53 @@ class LGES:
 
         return Parallel(n_jobs=n_jobs)(delayed(search.fit_covariance)(S, n, names) for search in searches)
 
-    _SELECTED_CRITERIA = ("lr", "rmsea")
+    # Levels of the extra "lr" searches of criterion="auto" (lges_changes.md section 11).
+    _AUTO_ALPHAS = (0.01, 0.05)
+
+    def _auto_searches(self, n):
+        """criterion="auto": {label: LGES} of the searches whose lowest-BIC model is kept.
+
+        The lr test at the default level min(0.05, 1/N), at 0.01 and at 0.05,
+        and the close-fit rule; an explicit ``alpha`` replaces the three levels.
+        """
+        params = {**self.get_params(), "criterion": "lr"}
+        default = self.alpha if self.alpha is not None else min(0.05, 1.0 / n)
+        searches = {"lr": LGES(**{**params, "alpha": default})}
+        if self.alpha is None:
+            for alpha in self._AUTO_ALPHAS:
+                if not math.isclose(alpha, default):
+                    searches[f"lr (alpha = {alpha:g})"] = LGES(**{**params, "alpha": alpha})
+        searches["rmsea"] = LGES(**{**params, "criterion": "rmsea"})
+        return searches
 
     def _fit_best_criterion(self, S, n, names):
-        """``criterion="auto"``: one search per criterion, the model with the lowest BIC kept.
+        """``criterion="auto"``: one search per rule, the model with the lowest BIC kept.
 
         The exact-fit test (``"lr"``) suits small samples and the close-fit rule
         (``"rmsea"``) large ones, where every exact constraint of a real
         questionnaire is rejected; BIC, the score GES itself uses (Chickering
-        2002), chooses between the two models instead of a sample-size switch.
+        2002), chooses between the models instead of a sample-size switch. At
+        small N the lr test at alpha = 1/N keeps too few latents and BIC alone
+        cannot repair that, so the lr test also runs at 0.01 and 0.05.
         """
         started = time.perf_counter()
-        searches = [LGES(**{**self.get_params(), "criterion": criterion}) for criterion in self._SELECTED_CRITERIA]
+        fits = self._auto_searches(n)
+        searches = list(fits.values())
         if self.n_jobs != 1 and not self.progress:
             # The searches are independent: one worker each (a progress reporter cannot cross processes).
             from joblib import Parallel, delayed
 
             for search in searches:
                 search.n_jobs = 1
-            searches = Parallel(n_jobs=len(searches))(delayed(search.fit_covariance)(S, n, names)
-                                                      for search in searches)
+            cores = os.cpu_count() or 1
+            workers = min(len(searches), cores if self.n_jobs == -1 else self.n_jobs)
+            searches = Parallel(n_jobs=workers)(delayed(search.fit_covariance)(S, n, names) for search in searches)
         else:
-            searches = self._run_labelled(searches, S, n, names)
-        fits = dict(zip(self._SELECTED_CRITERIA, searches))
+            searches = self._run_labelled(fits, S, n, names)
+        fits = dict(zip(fits, searches))
         best = min(fits.values(), key=lambda est: est.bic_)
         self.__dict__.update({k: v for k, v in vars(best).items() if k.endswith("_") or k.startswith("_")})
-        self.criterion_bic_ = {criterion: est.bic_ for criterion, est in fits.items()}
+        self.criterion_bic_ = {label: est.bic_ for label, est in fits.items()}
         self.n_candidates_ = sum(est.n_candidates_ for est in fits.values())
         self.runtime_ = time.perf_counter() - started
         self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_,
@@ -463,19 +486,19 @@ class LGES:
         return self
 
     def _run_labelled(self, searches, S, n, names):
-        """Run the searches one after the other, their progress stages named after their criterion."""
+        """Run the searches ({label: LGES}) one after the other, their progress stages named by label."""
         from .progress import make_progress
 
         report = make_progress(self.progress)
         try:
-            for search in searches:
-                search.progress = functools.partial(_report_labelled, report, search.criterion)
+            for label, search in searches.items():
+                search.progress = functools.partial(_report_labelled, report, label)
                 search.fit_covariance(S, n, names)
         finally:
             close = getattr(report, "close", None)
             if close is not None:
                 close()
-        return searches
+        return list(searches.values())
 
     def get_params(self, deep=True):
         """The constructor's parameters (scikit-learn convention)."""

@@ -69,7 +69,8 @@ def test_example_json_round_trips_with_the_search_metadata(example_run):
     assert model.to_json() == text  # exact round trip, metadata included
     meta = model.metadata
     assert meta["n_samples"] == 1000 and meta["criterion"] == "lr"  # auto: lr's model has the lower BIC
-    assert meta["parameters"]["criterion"] == "auto" and set(meta["criterion_bic"]) == {"lr", "rmsea"}
+    assert meta["parameters"]["criterion"] == "auto" and set(meta["criterion_bic"]) == {
+        "lr", "lr (alpha = 0.01)", "lr (alpha = 0.05)", "rmsea"}
     assert meta["criterion_bic"]["lr"] == min(meta["criterion_bic"].values())
     assert meta["alpha"] == pytest.approx(1 / 1000)
     assert meta["delta"] == pytest.approx(0.25 * np.log(1000) / 1000)
@@ -104,7 +105,8 @@ def test_discover_writes_the_two_factor_model(two_factor_csv, tmp_path):
     truth = simple_structure({"F1": ["q1", "q2", "q3"], "F2": ["q4", "q5", "q6"]}, [("F1", "F2", "directed")])
     comparison = compare_structures(truth, model)
     assert comparison.f1 == 1.0 and comparison.shd == 0  # L1 - L2 is the true CPDAG
-    assert f"N = 500, 6 items (lr test at alpha = {1 / 500:.3g}; chosen by BIC over rmsea)" in result.output
+    assert (f"N = 500, 6 items (lr test at alpha = {1 / 500:.3g}; chosen by BIC over lr (alpha = 0.01), "
+            "lr (alpha = 0.05), rmsea)") in result.output
     assert "  L1: q1, q2, q3\n  L2: q4, q5, q6\n  latent edges: L1 - L2\n" in result.output
     assert f"Wrote {out}" in result.output
     assert model.metadata["source"] == str(two_factor_csv)

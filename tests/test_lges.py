@@ -434,12 +434,13 @@ def test_phase1_recovers_every_item_set_from_the_population_covariance(seed):
 
 
 # ----------------------------------------------------------------- progress
-def test_progress_callable_receives_both_phases_of_both_searches(chain_fit):
+def test_progress_callable_receives_both_phases_of_every_search(chain_fit):
     est, reports = chain_fit
     stages = [stage for stage, _, _ in reports]
-    # criterion="auto": the lr search, then the rmsea search, each Phase 1 before its Phase 2.
-    assert list(dict.fromkeys(stages)) == ["Phase 1 (lr)", "Phase 2 (lr)", "Phase 1 (rmsea)", "Phase 2 (rmsea)"]
-    chosen = est.criterion_
+    # criterion="auto": the lr searches, then the rmsea search, each Phase 1 before its Phase 2.
+    labels = ["lr", "lr (alpha = 0.01)", "lr (alpha = 0.05)", "rmsea"]
+    assert list(dict.fromkeys(stages)) == [f"Phase {k} ({label})" for label in labels for k in (1, 2)]
+    chosen = min(est.criterion_bic_, key=est.criterion_bic_.get)
     phase1 = [(done, total) for stage, done, total in reports if stage == f"Phase 1 ({chosen})"]
     assert phase1[0] == (0, len(est.model_.observed) // 2)  # k = 1 of at most floor(p/2)
     phase2 = [(done, total) for stage, done, total in reports if stage == f"Phase 2 ({chosen})"]
@@ -560,25 +561,27 @@ def test_bic_is_minus_twice_the_log_likelihood_plus_the_dimension_penalty(chain_
     assert single.criterion_bic_ == {"lr": single.bic_}
 
 
-def test_auto_keeps_the_criterion_whose_model_has_the_lower_bic(chain_data):
+def test_auto_keeps_the_search_whose_model_has_the_lowest_bic(chain_data):
     frame, _ = chain_data
     auto = LGES(criterion="auto", random_state=0).fit(frame)
-    fits = {c: LGES(criterion=c, random_state=0).fit(frame) for c in ("lr", "rmsea")}
-    assert auto.criterion_bic_ == pytest.approx({c: est.bic_ for c, est in fits.items()})
-    best = min(fits, key=lambda c: fits[c].bic_)
-    assert auto.criterion_ == best and auto.criterion == "auto"
+    settings = {"lr": {"criterion": "lr"}, "lr (alpha = 0.01)": {"criterion": "lr", "alpha": 0.01},
+                "lr (alpha = 0.05)": {"criterion": "lr", "alpha": 0.05}, "rmsea": {"criterion": "rmsea"}}
+    fits = {label: LGES(random_state=0, **kw).fit(frame) for label, kw in settings.items()}
+    assert auto.criterion_bic_ == pytest.approx({label: est.bic_ for label, est in fits.items()})
+    best = min(fits, key=lambda label: fits[label].bic_)
+    assert auto.criterion_ == fits[best].criterion_ and auto.alpha_ == fits[best].alpha_ and auto.criterion == "auto"
     assert without_runtime(auto.model_)["edges"] == without_runtime(fits[best].model_)["edges"]
     assert auto.bic_ == pytest.approx(fits[best].bic_)
     assert auto.n_candidates_ == sum(est.n_candidates_ for est in fits.values())
     assert auto.model_.metadata["criterion_bic"] == auto.criterion_bic_
 
 
-def test_auto_runs_its_two_searches_in_parallel_with_the_same_result(chain_data, monkeypatch):
+def test_auto_runs_its_searches_in_parallel_with_the_same_result(chain_data, monkeypatch):
     frame, _ = chain_data
     serial = LGES(criterion="auto", random_state=0).fit(frame)
     worker_counts = record_parallel_workers(monkeypatch)
     parallel = LGES(criterion="auto", random_state=0, n_jobs=2).fit(frame)
-    assert worker_counts == [2]  # one worker per criterion, each search serial inside
+    assert worker_counts == [2]  # the four searches on two workers, each search serial inside
     assert without_runtime(parallel.model_) == without_runtime(serial.model_)
     assert parallel.criterion_bic_ == serial.criterion_bic_ and parallel.n_jobs == 2
 
@@ -712,3 +715,11 @@ def test_pair_restarts_keep_a_true_single_latents_pair():
     restarted = LGES(criterion="lr", random_state=0).fit(frame)
     assert restarted.model_ == literal.model_ and restarted.bic_ == literal.bic_
     assert restarted.excluded_pairs_ == [] and not any(step.line == "restart" for step in restarted.history_)
+
+
+def test_auto_runs_one_lr_search_per_distinct_level():
+    # At N = 100 the default level 1/N is 0.01: three searches, not four. A given alpha replaces the levels.
+    assert list(LGES()._auto_searches(100)) == ["lr", "lr (alpha = 0.05)", "rmsea"]
+    assert list(LGES()._auto_searches(1000)) == ["lr", "lr (alpha = 0.01)", "lr (alpha = 0.05)", "rmsea"]
+    assert [s.alpha for s in LGES()._auto_searches(1000).values()][:3] == [0.001, 0.01, 0.05]
+    assert list(LGES(alpha=0.02)._auto_searches(1000)) == ["lr", "rmsea"]

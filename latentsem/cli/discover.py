@@ -116,7 +116,8 @@ def rule_text(estimator):
         rule = f"close fit, RMSEA of each deletion <= {estimator.epsilon:.3g}"
     else:
         rule = f"delta = {estimator.delta_:.3g}"
-    others = [c for c in estimator.criterion_bic_ if c != criterion]
+    chosen = min(estimator.criterion_bic_, key=estimator.criterion_bic_.get)   # the kept search (first of equals)
+    others = [label for label in estimator.criterion_bic_ if label != chosen]
     if others:
         rule += f"; chosen by BIC over {', '.join(others)}"
     if estimator.excluded_pairs_:
@@ -146,7 +147,8 @@ def comparison_text(model):
 @click.option("--delta", type=float, default=None,
               help="An explicit tolerance on the per-sample log-likelihood scale; selects --criterion delta.")
 @click.option("--criterion", type=click.Choice(["auto", "lr", "rmsea", "delta"]), default=None,
-              help="auto (default): search with lr and with rmsea, keep the model with the lower BIC; "
+              help="auto (default): search with lr (at the default level, 0.01 and 0.05, or at --alpha) and with "
+                   "rmsea, keep the model with the lowest BIC; "
                    "lr: keep a deletion unless a likelihood-ratio test at level --alpha rejects it; "
                    "rmsea: keep it when the RMSEA of the constraint it adds is at most --epsilon (close fit); "
                    "delta: the paper's rule, keep it when the per-sample log-likelihood falls by at most delta.")
