@@ -81,6 +81,26 @@ def _best_of_ties(f, rng):
     return int(tied[0] if tied.size == 1 else rng.choice(tied))
 
 
+def _fit_silently(search, S, n, names):
+    """``search.fit_covariance`` in a joblib worker, its warnings not printed there.
+
+    A worker's warnings reach the terminal past the caller's filters (the CLI
+    collects them); the search records them (``_warning_records``) and
+    :func:`_reemit_warnings` raises them again in the caller.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return search.fit_covariance(S, n, names)
+
+
+def _reemit_warnings(searches):
+    """Re-emit, in this process, the warnings that searches fitted in workers recorded."""
+    for search in searches:
+        for category, message in getattr(search, "_warning_records", ()):
+            warnings.warn(message, category, stacklevel=2)
+    return searches
+
+
 def _report_labelled(report, label, stage, done, total):
     """Pass a progress report on with the stage named after one of ``criterion="auto"``'s searches."""
     report(f"{stage} ({label})", done, total)
@@ -370,9 +390,10 @@ class LGES:
             if close is not None:
                 close()
         # Recorded on the estimator (STYLE convention 6) and re-emitted once each.
-        self.warnings_ = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-        for w in {(w.category, str(w.message)): w for w in caught}.values():
-            warnings.warn(str(w.message), w.category, stacklevel=3)
+        self._warning_records = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
+        self.warnings_ = [f"{category.__name__}: {message}" for category, message in self._warning_records]
+        for category, message in self._warning_records:
+            warnings.warn(message, category, stacklevel=3)
         self.model_ = structure.replace(metadata={
             "n_samples": self.n_samples_, "delta": self.delta_,
             "log_likelihood": -self.n_samples_ * f,
@@ -430,7 +451,8 @@ class LGES:
             return [search.fit_covariance(S, n, names) for search in searches]
         from joblib import Parallel, delayed
 
-        return Parallel(n_jobs=n_jobs)(delayed(search.fit_covariance)(S, n, names) for search in searches)
+        return _reemit_warnings(Parallel(n_jobs=n_jobs)(delayed(_fit_silently)(search, S, n, names)
+                                                        for search in searches))
 
     # Levels of the extra "lr" searches of criterion="auto" (lges_changes.md section 11).
     _AUTO_ALPHAS = (0.01, 0.05)
@@ -472,7 +494,8 @@ class LGES:
                 search.n_jobs = 1
             cores = os.cpu_count() or 1
             workers = min(len(searches), cores if self.n_jobs == -1 else self.n_jobs)
-            searches = Parallel(n_jobs=workers)(delayed(search.fit_covariance)(S, n, names) for search in searches)
+            searches = _reemit_warnings(Parallel(n_jobs=workers)(delayed(_fit_silently)(search, S, n, names)
+                                                                 for search in searches))
         else:
             searches = self._run_labelled(fits, S, n, names)
         fits = dict(zip(fits, searches))

@@ -723,3 +723,27 @@ def test_auto_runs_one_lr_search_per_distinct_level():
     assert list(LGES()._auto_searches(1000)) == ["lr", "lr (alpha = 0.01)", "lr (alpha = 0.05)", "rmsea"]
     assert [s.alpha for s in LGES()._auto_searches(1000).values()][:3] == [0.001, 0.01, 0.05]
     assert list(LGES(alpha=0.02)._auto_searches(1000)) == ["lr", "rmsea"]
+
+
+def test_a_worker_search_warns_in_the_caller_once_and_not_in_the_worker():
+    # In a joblib worker a warning goes to the terminal past the caller's filters (the CLI printed
+    # dozens); the worker records it and the caller re-emits it, where filters and the CLI see it.
+    import warnings
+
+    from latentsem.exceptions import ConvergenceWarning
+    from latentsem.lges import _fit_silently, _reemit_warnings
+
+    class Search:
+        def fit_covariance(self, S, n, names):
+            warnings.warn("did not converge", ConvergenceWarning)
+            self._warning_records = [(ConvergenceWarning, "did not converge")]
+            return self
+
+    with warnings.catch_warnings(record=True) as in_worker:
+        warnings.simplefilter("always")
+        searches = [_fit_silently(Search(), None, 10, None)]
+    assert in_worker == []
+    with warnings.catch_warnings(record=True) as in_caller:
+        warnings.simplefilter("always")
+        assert _reemit_warnings(searches) == searches
+    assert [(w.category, str(w.message)) for w in in_caller] == [(ConvergenceWarning, "did not converge")]
