@@ -101,6 +101,14 @@ def _reemit_warnings(searches):
     return searches
 
 
+def _fit_in_workers(searches, S, n, names, workers):
+    """Fit independent searches on ``workers`` joblib processes; their warnings raised here."""
+    from joblib import Parallel, delayed
+
+    return _reemit_warnings(Parallel(n_jobs=workers)(delayed(_fit_silently)(search, S, n, names)
+                                                     for search in searches))
+
+
 def _report_labelled(report, label, stage, done, total):
     """Pass a progress report on with the stage named after one of ``criterion="auto"``'s searches."""
     report(f"{stage} ({label})", done, total)
@@ -445,14 +453,10 @@ class LGES:
             search._excluded_pairs = frozenset(option)
             search._shared_memo = self._memo
             searches.append(search)
-        cores = os.cpu_count() or 1
-        n_jobs = 1 if self.n_jobs == 1 else min(len(searches), cores if self.n_jobs == -1 else self.n_jobs)
-        if n_jobs == 1:
+        workers = 1 if self.n_jobs == 1 else min(len(searches), self._max_workers())
+        if workers == 1:
             return [search.fit_covariance(S, n, names) for search in searches]
-        from joblib import Parallel, delayed
-
-        return _reemit_warnings(Parallel(n_jobs=n_jobs)(delayed(_fit_silently)(search, S, n, names)
-                                                        for search in searches))
+        return _fit_in_workers(searches, S, n, names, workers)
 
     # Levels of the extra "lr" searches of criterion="auto" (lges_changes.md section 11).
     _AUTO_ALPHAS = (0.01, 0.05)
@@ -488,14 +492,9 @@ class LGES:
         searches = list(fits.values())
         if self.n_jobs != 1 and not self.progress:
             # The searches are independent: one worker each (a progress reporter cannot cross processes).
-            from joblib import Parallel, delayed
-
             for search in searches:
                 search.n_jobs = 1
-            cores = os.cpu_count() or 1
-            workers = min(len(searches), cores if self.n_jobs == -1 else self.n_jobs)
-            searches = _reemit_warnings(Parallel(n_jobs=workers)(delayed(_fit_silently)(search, S, n, names)
-                                                                 for search in searches))
+            searches = _fit_in_workers(searches, S, n, names, min(len(searches), self._max_workers()))
         else:
             searches = self._run_labelled(fits, S, n, names)
         fits = dict(zip(fits, searches))
@@ -554,10 +553,11 @@ class LGES:
     def _n_workers(self, K):
         if self.n_jobs == 1 or K < 8:
             return 1
-        import os
+        return max(1, min(K // 4, self._max_workers()))
 
-        cores = os.cpu_count() or 1
-        return max(1, min(K // 4, cores if self.n_jobs == -1 else self.n_jobs))
+    def _max_workers(self):
+        """Worker processes that ``n_jobs`` allows (-1: every core)."""
+        return (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs
 
     # ------------------------------------------------------------- tolerance
     def _accepts(self, change, df):

@@ -175,15 +175,16 @@ class _Layout:
     def __init__(self, p, m, support=None):
         self.p, self.m = p, m
         support = np.ones((p, m), dtype=bool) if support is None else np.asarray(support, dtype=bool)
-        self.lam_rows, self.lam_cols = np.nonzero(support)
-        self.rows, self.cols = np.tril_indices(m, -1)  # B[i, j], i > j: latent j -> latent i
+        # int64: the compiled general path (latentsem._lm) takes them as they are.
+        self.lam_rows, self.lam_cols = (a.astype(np.int64) for a in np.nonzero(support))
+        self.rows, self.cols = (a.astype(np.int64) for a in np.tril_indices(m, -1))  # B[i, j]: latent j -> latent i
         self.n_lambda = len(self.lam_rows)
         self.n_b = len(self.rows)
         self.q = self.n_lambda + self.n_b + p
         # dSigma/dtheta_a = c_a (u_a v_a' + v_a u_a'), u_a and v_a columns of Z = [I, Lambda T, Lambda Phi]
         # (latentsem._lm): their column indices and c_a.
-        self.iu = np.concatenate([self.lam_rows, p + self.rows, np.arange(p)]).astype(np.int64)
-        self.iv = np.concatenate([p + m + self.lam_cols, p + m + self.cols, np.arange(p)]).astype(np.int64)
+        self.iu = np.concatenate([self.lam_rows, p + self.rows, np.arange(p, dtype=np.int64)])
+        self.iv = np.concatenate([p + m + self.lam_cols, p + m + self.cols, np.arange(p, dtype=np.int64)])
         self.c = np.concatenate([np.ones(self.n_lambda + self.n_b), np.full(p, 0.5)])
 
     def active(self, loadings, parents):
@@ -253,10 +254,9 @@ def _lm_batch(layout, theta, active, S, floor, max_iter=500, stall_tol=1e-8, sta
     K = theta.shape[0]
     theta = np.array(theta, dtype=float)
     f_accept = np.full(K, -np.inf) if f_accept is None else np.asarray(f_accept, dtype=float)
-    index = [np.asarray(a, dtype=np.int64) for a in (layout.lam_rows, layout.lam_cols, layout.rows, layout.cols)]
     f, converged, n_iter = _lm.lm_batch(
         theta, np.ascontiguousarray(active), np.ascontiguousarray(S, dtype=float), np.asarray(floor, dtype=float),
-        layout.m, *index, layout.iu, layout.iv, layout.c,
+        layout.m, layout.lam_rows, layout.lam_cols, layout.rows, layout.cols, layout.iu, layout.iv, layout.c,
         int(max_iter), float(stall_tol), int(stall_window), float(gtol), f_accept)
     return _BatchOutcome(theta, f, converged, n_iter)
 

@@ -141,8 +141,8 @@ def test_holzinger_swineford_cfa_matches_lavaan_chi_square(holzinger):
 # -------------------------------------------------------------- derivatives
 def compiled_state(layout, theta, S):
     """f, Sigma, P, Lambda T, T of the compiled general path at theta."""
-    index = [np.asarray(a, dtype=np.int64) for a in (layout.lam_rows, layout.lam_cols, layout.rows, layout.cols)]
-    return _lm.state(np.array(theta, dtype=float), S, layout.m, *index)
+    return _lm.state(np.array(theta, dtype=float), S, layout.m, layout.lam_rows, layout.lam_cols, layout.rows,
+                     layout.cols)
 
 
 def compiled_gradient_fisher(layout, theta, S):
