@@ -319,7 +319,9 @@ def seeds_note(seeds):
 
 NOTES = [
     "Standard error = sample standard deviation / sqrt(graphs). Runtime = wall-clock seconds per graph on a shared "
-    "2-core machine, several graphs at a time (--n-jobs); compare runtimes within this table only.",
+    "2-core machine, as many graphs at a time as --n-jobs (each run's setting is in the JSON's settings.runs: "
+    "the LGES rows of 2026-12-06 ran one graph at a time, the default search with 2 workers); compare runtimes "
+    "within this table only.",
     "GIN assumes non-Gaussian noise; as in the paper it runs on uniform-noise data of the same graphs in Table 1 "
     "(the same data as the Table 2 uniform rows). GIN_MI from causal-learn 0.1.4.8 with its HSIC dependence statistic "
     "computed from cached Gram matrices (`benchmarks/_baselines.cached_gin_dependence`; same statistic, same search). "

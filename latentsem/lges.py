@@ -182,6 +182,7 @@ _PARAMETER_CONSTRAINTS = {
     "n_exact_phase2": interval("int", 1, np.inf),
     "refine": boolean(),
     "pair_restarts": boolean(),
+    "regroup": boolean(),
     "min_loading": interval("float", 0, 1),
     "n_jobs": any_of(interval("int", 1, np.inf), (lambda v: v == -1 and not isinstance(v, bool), "-1")),
     "n_restarts": interval("int", 0, np.inf),
@@ -295,8 +296,8 @@ class LGES:
 
     def __init__(self, delta_scale=0.25, delta=None, *, criterion="auto", alpha=None, epsilon=0.05,
                  max_group_size=3,
-                 n_exact_phase2=8, refine=True, pair_restarts=True, min_loading=0.2, n_jobs=1, random_state=None,
-                 n_restarts=2, progress=False):
+                 n_exact_phase2=8, refine=True, pair_restarts=True, regroup=True, min_loading=0.2, n_jobs=1,
+                 random_state=None, n_restarts=2, progress=False):
         self.delta_scale = delta_scale
         self.delta = delta
         self.criterion = criterion
@@ -306,6 +307,7 @@ class LGES:
         self.n_exact_phase2 = n_exact_phase2
         self.refine = refine
         self.pair_restarts = pair_restarts
+        self.regroup = regroup
         self.min_loading = min_loading
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -343,12 +345,16 @@ class LGES:
         ``S`` is standardized to a correlation matrix first (paper C.4).
         """
         self._validate_params()
-        if self.criterion == "auto" and self.delta is None:
-            return self._fit_best_criterion(S, n, names)
         started = time.perf_counter()
-        self._search(S, n, names)
-        if self.pair_restarts:
-            self._restart_without_pairs(S, n, names)
+        self._search_models = []
+        if self.criterion == "auto" and self.delta is None:
+            self._fit_best_criterion(S, n, names)
+        else:
+            self._search(S, n, names)
+            if self.pair_restarts:
+                self._restart_without_pairs(S, n, names)
+        if self.regroup:
+            self._regroup(list(self.model_.observed))
         self.runtime_ = time.perf_counter() - started
         self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_})
         return self
@@ -408,7 +414,7 @@ class LGES:
         })
         self._params = params
         self.log_likelihood_ = -self.n_samples_ * f
-        self.bic_ = -2 * self.log_likelihood_ + n_free_parameters(structure) * math.log(self.n_samples_)
+        self.bic_ = self._bic_of(structure, f)
         self.criterion_bic_ = {self.criterion_: self.bic_}
         self.runtime_ = time.perf_counter() - started
         self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_})
@@ -446,7 +452,7 @@ class LGES:
 
     def _run_excluding(self, options, S, n, names):
         """One search per set of excluded pairs (joblib workers when ``n_jobs != 1``)."""
-        params = {**self.get_params(), "pair_restarts": False, "progress": False, "n_jobs": 1}
+        params = {**self.get_params(), "pair_restarts": False, "regroup": False, "progress": False, "n_jobs": 1}
         searches = []
         for option in options:
             search = LGES(**params)
@@ -467,7 +473,7 @@ class LGES:
         The lr test at the default level min(0.05, 1/N), at 0.01 and at 0.05,
         and the close-fit rule; an explicit ``alpha`` replaces the three levels.
         """
-        params = {**self.get_params(), "criterion": "lr"}
+        params = {**self.get_params(), "criterion": "lr", "regroup": False}
         default = self.alpha if self.alpha is not None else min(0.05, 1.0 / n)
         searches = {"lr": LGES(**{**params, "alpha": default})}
         if self.alpha is None:
@@ -487,7 +493,6 @@ class LGES:
         small N the lr test at alpha = 1/N keeps too few latents and BIC alone
         cannot repair that, so the lr test also runs at 0.01 and 0.05.
         """
-        started = time.perf_counter()
         fits = self._auto_searches(n)
         searches = list(fits.values())
         if self.n_jobs != 1 and not self.progress:
@@ -501,11 +506,76 @@ class LGES:
         best = min(fits.values(), key=lambda est: est.bic_)
         self.__dict__.update({k: v for k, v in vars(best).items() if k.endswith("_") or k.startswith("_")})
         self.criterion_bic_ = {label: est.bic_ for label, est in fits.items()}
+        # regroup starts from every search's model, best first.
+        self._search_models = [est.model_ for est in sorted(fits.values(), key=lambda est: est.bic_)]
         self.n_candidates_ = sum(est.n_candidates_ for est in fits.values())
-        self.runtime_ = time.perf_counter() - started
-        self.model_ = self.model_.replace(metadata={**self.model_.metadata, "runtime_s": self.runtime_,
-                                                    "criterion_bic": self.criterion_bic_})
+        self.model_ = self.model_.replace(metadata={**self.model_.metadata, "criterion_bic": self.criterion_bic_})
         return self
+
+    def _regroup(self, names):
+        """``regroup``: a BIC search over the model's clustering, then Phase 2 again; kept if the BIC falls.
+
+        Not in the paper (:mod:`latentsem.regroup`, lges_changes.md section 12).
+        Phase 2 reruns on the new clustering from its saturated latent graph
+        (Alg. 2 line 3), with the final steps as in the search.
+        """
+        from .progress import make_progress
+        from .regroup import Clustering, regroup
+
+        structure = self.model_
+        if not structure.groups:
+            return
+        starts = {}
+        for model in [structure] + getattr(self, "_search_models", []):
+            if model.groups:
+                clustering = Clustering.from_structure(model)
+                starts.setdefault(clustering.key(), clustering)
+        report = make_progress(self.progress)
+        self._report = functools.partial(_report_labelled, report, "regroup")
+        history = self.history_
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ends, n_candidates = regroup(self._S, self.n_samples_, list(starts.values()), self._fit,
+                                             n_restarts=self.n_restarts, min_loading=self.min_loading,
+                                             random_state=self._rng)
+                finals = []
+                for clustering, steps, _ in ends:
+                    self._parent_options = {}
+                    self.history_ = []                                 # the rerun's own Phase-2 steps
+                    mask, groups = clustering.expand()
+                    new, params, f = self._phase2(mask, groups, names)
+                    finals.append((self._bic_of(new, f), steps, self.history_, new, params, f))
+                bic, steps, rerun, new, params, f = min(finals, key=lambda t: t[0])
+        finally:
+            self.history_ = history
+            close = getattr(report, "close", None)
+            if close is not None:
+                close()
+        self.n_candidates_ += n_candidates
+        records = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
+        self._warning_records = list(dict.fromkeys(getattr(self, "_warning_records", []) + records))
+        self.warnings_ = [f"{category.__name__}: {message}" for category, message in self._warning_records]
+        for category, message in records:
+            warnings.warn(message, category, stacklevel=3)
+        if bic >= self.bic_ - 1e-6:
+            return
+        scale = 2 * self.n_samples_
+        # The search's steps, regroup's moves, the rerun's Phase-2 deletions (phase 3), then the BIC it reached.
+        self.history_ = history + [Step(3, "regroup", description, float(change / scale), 0.0)
+                                   for description, change in steps]
+        self.history_ += [Step(3, f"regroup: {step.line}", step.description, step.score_change, step.tolerance)
+                          for step in rerun]
+        self.history_.append(Step(3, "regroup", f"Phase 2 rerun on the new clustering: BIC {self.bic_:.1f} -> {bic:.1f}",
+                                  float((bic - self.bic_) / scale), 0.0))
+        self.model_ = new.replace(metadata={**structure.metadata, "log_likelihood": -self.n_samples_ * f})
+        self._params = params
+        self.log_likelihood_ = -self.n_samples_ * f
+        self.bic_ = bic
+
+    def _bic_of(self, structure, f):
+        """BIC = -2 L + k log N of a structure whose per-sample score is f (L = -N f)."""
+        return 2 * self.n_samples_ * f + n_free_parameters(structure) * math.log(self.n_samples_)
 
     def _run_labelled(self, searches, S, n, names):
         """Run the searches ({label: LGES}) one after the other, their progress stages named by label."""
@@ -530,20 +600,20 @@ class LGES:
         return {name: getattr(self, name) for name in names}
 
     # ---------------------------------------------------------------- scoring
-    def _fit(self, masks, parents, starts):
+    def _fit(self, masks, parents, starts, max_iter=200):
         """Score candidates (batched; split over joblib workers when n_jobs > 1)."""
         masks = np.asarray(masks, dtype=bool)
         K = masks.shape[0]
         parents = np.broadcast_to(np.asarray(parents, dtype=bool), (K,) + parents.shape[-2:])
         n_jobs = self._n_workers(K)
         if n_jobs == 1:
-            f, params, _, _ = fit_specs(masks, parents, self._S, starts, max_iter=200)
+            f, params, _, _ = fit_specs(masks, parents, self._S, starts, max_iter=max_iter)
             return f, params
         from joblib import Parallel, delayed
 
         chunks = np.array_split(np.arange(K), n_jobs)
         results = Parallel(n_jobs=n_jobs)(
-            delayed(fit_specs)(masks[c], parents[c], self._S, [starts[i] for i in c], max_iter=200)
+            delayed(fit_specs)(masks[c], parents[c], self._S, [starts[i] for i in c], max_iter=max_iter)
             for c in chunks if c.size
         )
         f = np.concatenate([r[0] for r in results])

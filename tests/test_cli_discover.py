@@ -78,7 +78,8 @@ def test_example_json_round_trips_with_the_search_metadata(example_run):
     assert meta["parameters"]["random_state"] == 0 and "progress" not in meta["parameters"]
     assert meta["parameters"]["pair_restarts"] is True and isinstance(meta["excluded_pairs"], list)
     assert meta["history"] and {"phase", "line", "description", "score_change", "tolerance"} <= set(meta["history"][0])
-    assert all(step["phase"] in (1, 2) for step in meta["history"])
+    assert all(step["phase"] in (1, 2, 3) for step in meta["history"])
+    assert meta["parameters"]["regroup"] is True
     assert f"log-likelihood {meta['log_likelihood']:.3f}; {meta['n_candidates']} candidate structures" in result.output
     for name in model.latent:  # every latent is listed with its items
         items = [c for c in model.children(name) if c in model.observed]
@@ -150,10 +151,12 @@ def test_search_settings_reach_lges(two_factor_csv, tmp_path, monkeypatch):
 
     monkeypatch.setattr(latentsem.lges, "LGES", Recording)
     out = tmp_path / "model.json"
-    result = invoke([two_factor_csv, "-o", out, "--delta", "0.01", "--seed", "3", "--n-jobs", "1", "--no-pair-restarts"])
+    result = invoke([two_factor_csv, "-o", out, "--delta", "0.01", "--seed", "3", "--n-jobs", "1", "--no-pair-restarts",
+                             "--no-regroup"])
     assert result.exit_code == 0, result.output
     assert seen == {"delta_scale": 0.25, "delta": 0.01, "criterion": "delta", "alpha": None, "epsilon": 0.05, "n_jobs": 1,
-                    "pair_restarts": False, "random_state": 3, "progress": False}  # CliRunner's stderr is no terminal
+                    "pair_restarts": False, "regroup": False, "random_state": 3,
+                    "progress": False}  # CliRunner's stderr is no terminal
     meta = Structure.from_json(out).metadata
     assert meta["criterion"] == "delta" and meta["delta"] == 0.01
     assert "(delta = 0.01)" in result.output

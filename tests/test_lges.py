@@ -170,8 +170,11 @@ def test_population_impure_item_keeps_both_parents():
     assert compare_structures(truth, est.model_).f1 == 1.0
     assert len(est.model_.parents("X8")) == 2
     assert any(step.line == "refine (add)" for step in est.history_)
-    literal = LGES(random_state=0, refine=False).fit_covariance(S, 100_000, truth.observed)
+    literal = LGES(random_state=0, refine=False, regroup=False).fit_covariance(S, 100_000, truth.observed)
     assert len(literal.model_.parents("X8")) == 1
+    # regroup, a BIC search over the clustering, repairs it too
+    regrouped = LGES(random_state=0, refine=False).fit_covariance(S, 100_000, truth.observed)
+    assert len(regrouped.model_.parents("X8")) == 2
 
 
 def test_refinement_adds_no_edge_to_a_model_that_has_every_edge_it_needs(chain_fit):
@@ -251,10 +254,15 @@ def test_output_contract(which, request):
     assert est.log_likelihood_ == pytest.approx(refit.log_likelihood, rel=1e-4)
     assert est.log_likelihood_ <= -N * saturated_f(R) + 1e-6  # no structure beats Sigma = S
 
-    # Every accepted deletion was within its (finite) tolerance; Phase 1 precedes Phase 2.
+    # Every accepted deletion was within its (finite) tolerance; Phase 1 precedes Phase 2, and the
+    # moves of regroup (phase 3, after both) each lowered the BIC.
     phases = [step.phase for step in est.history_]
-    assert set(phases) == {1, 2} and phases == sorted(phases)
+    assert {1, 2} <= set(phases) <= {1, 2, 3} and phases == sorted(phases)
     for step in est.history_:
+        if step.phase == 3:  # regroup's moves lower the BIC; its Phase-2 rerun's deletions are labelled
+            assert step.line.startswith("regroup")
+            assert step.score_change < 0 if step.line == "regroup" else step.score_change <= step.tolerance
+            continue
         assert np.isfinite(step.tolerance) and step.tolerance > 0
         assert step.score_change <= step.tolerance
     for step in est.history_:
@@ -439,7 +447,9 @@ def test_progress_callable_receives_both_phases_of_every_search(chain_fit):
     stages = [stage for stage, _, _ in reports]
     # criterion="auto": the lr searches, then the rmsea search, each Phase 1 before its Phase 2.
     labels = ["lr", "lr (alpha = 0.01)", "lr (alpha = 0.05)", "rmsea"]
-    assert list(dict.fromkeys(stages)) == [f"Phase {k} ({label})" for label in labels for k in (1, 2)]
+    # then regroup reruns Phase 2 on the clusterings it reaches
+    assert list(dict.fromkeys(stages)) == [f"Phase {k} ({label})" for label in labels for k in (1, 2)] + [
+        "Phase 2 (regroup)"]
     chosen = min(est.criterion_bic_, key=est.criterion_bic_.get)
     phase1 = [(done, total) for stage, done, total in reports if stage == f"Phase 1 ({chosen})"]
     assert phase1[0] == (0, len(est.model_.observed) // 2)  # k = 1 of at most floor(p/2)
@@ -563,10 +573,10 @@ def test_bic_is_minus_twice_the_log_likelihood_plus_the_dimension_penalty(chain_
 
 def test_auto_keeps_the_search_whose_model_has_the_lowest_bic(chain_data):
     frame, _ = chain_data
-    auto = LGES(criterion="auto", random_state=0).fit(frame)
+    auto = LGES(criterion="auto", random_state=0, regroup=False).fit(frame)
     settings = {"lr": {"criterion": "lr"}, "lr (alpha = 0.01)": {"criterion": "lr", "alpha": 0.01},
                 "lr (alpha = 0.05)": {"criterion": "lr", "alpha": 0.05}, "rmsea": {"criterion": "rmsea"}}
-    fits = {label: LGES(random_state=0, **kw).fit(frame) for label, kw in settings.items()}
+    fits = {label: LGES(random_state=0, regroup=False, **kw).fit(frame) for label, kw in settings.items()}
     assert auto.criterion_bic_ == pytest.approx({label: est.bic_ for label, est in fits.items()})
     best = min(fits, key=lambda label: fits[label].bic_)
     assert auto.criterion_ == fits[best].criterion_ and auto.alpha_ == fits[best].alpha_ and auto.criterion == "auto"
@@ -581,7 +591,8 @@ def test_auto_runs_its_searches_in_parallel_with_the_same_result(chain_data, mon
     serial = LGES(criterion="auto", random_state=0).fit(frame)
     worker_counts = record_parallel_workers(monkeypatch)
     parallel = LGES(criterion="auto", random_state=0, n_jobs=2).fit(frame)
-    assert worker_counts == [2]  # the four searches on two workers, each search serial inside
+    # the four searches on two workers, each search serial inside; then regroup's candidate batches
+    assert worker_counts and set(worker_counts) == {2}
     assert without_runtime(parallel.model_) == without_runtime(serial.model_)
     assert parallel.criterion_bic_ == serial.criterion_bic_ and parallel.n_jobs == 2
 
@@ -747,3 +758,45 @@ def test_a_worker_search_warns_in_the_caller_once_and_not_in_the_worker():
         warnings.simplefilter("always")
         assert _reemit_warnings(searches) == searches
     assert [(w.category, str(w.message)) for w in in_caller] == [(ConvergenceWarning, "did not converge")]
+
+
+# ------------------------------------------------- regroup
+@pytest.fixture(scope="module")
+def absorbed_pair():
+    """Graph 10 at N = 200: the search lets the two-latent group {L4, L5} absorb L3's two items X6, X7."""
+    frame, truth = make_gnfm_dataset(10, n=200)
+    return frame, truth, LGES(random_state=10, regroup=False).fit(frame), LGES(random_state=10).fit(frame)
+
+
+def test_regroup_splits_off_an_absorbed_group_and_lowers_the_bic(absorbed_pair):
+    _, truth, plain, regrouped = absorbed_pair
+    assert compare_structures(truth, plain.model_).shd >= 8
+    assert compare_structures(truth, regrouped.model_).shd == 0
+    assert regrouped.bic_ < plain.bic_ - 20
+    steps = [step for step in regrouped.history_ if step.line == "regroup"]
+    assert any("items 5 and 6 leave" in step.description for step in steps)
+    assert steps[-1].description.startswith("Phase 2 rerun") and all(step.score_change < 0 for step in steps)
+    assert regrouped.history_[:len(plain.history_)] == plain.history_  # the search itself is unchanged
+    assert regrouped.criterion_bic_ == plain.criterion_bic_
+    # bic_ and log_likelihood_ describe the regrouped model
+    from latentsem.lges import n_free_parameters
+    assert regrouped.bic_ == pytest.approx(-2 * regrouped.log_likelihood_
+                                           + n_free_parameters(regrouped.model_) * math.log(200), rel=1e-12)
+    assert regrouped.model_.metadata["log_likelihood"] == regrouped.log_likelihood_
+
+
+def test_regroup_does_not_depend_on_n_jobs(absorbed_pair):
+    frame, _, _, regrouped = absorbed_pair
+    parallel = LGES(random_state=10, n_jobs=2).fit(frame)
+    assert without_runtime(parallel.model_) == without_runtime(regrouped.model_)
+    assert parallel.bic_ == regrouped.bic_
+
+
+def test_regroup_keeps_a_model_it_cannot_improve(chain_fit, chain_data):
+    """On the easy chain the search's model stands: regroup finds no lower BIC and leaves it as it was."""
+    est, _ = chain_fit
+    frame, _ = chain_data
+    plain = LGES(random_state=0, regroup=False).fit(frame)
+    assert not any(step.line == "regroup" for step in est.history_)
+    assert without_runtime(est.model_) == without_runtime(plain.model_) and est.bic_ == plain.bic_
+    assert est.n_candidates_ > plain.n_candidates_  # the moves were scored

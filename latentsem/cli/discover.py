@@ -123,6 +123,11 @@ def rule_text(estimator):
     if estimator.excluded_pairs_:
         pairs = ", ".join(f"{a} & {b}" for a, b in estimator.excluded_pairs_)
         rule += f"; rerun without the pair cluster(s) {pairs} (lower BIC)"
+    regroup = [step for step in estimator.history_ if step.line == "regroup"]
+    if regroup:  # the moves, then Phase 2 rerun: "... BIC a -> b"
+        moves = len(regroup) - 1
+        rule += (f"; regrouped ({moves} move{'s' if moves != 1 else ''}, then Phase 2 again): "
+                 f"{regroup[-1].description.split(': ')[-1]}")
     return rule
 
 
@@ -160,6 +165,9 @@ def comparison_text(model):
 @click.option("--pair-restarts/--no-pair-restarts", default=True, show_default=True,
               help="Rerun the search without each two-item cluster of its first step and keep the lowest BIC "
                    "(a pair of a two-latent group's items can pass as its own latent).")
+@click.option("--regroup/--no-regroup", default=True, show_default=True,
+              help="After the search, move items between latent groups, split, merge or resize groups while "
+                   "that lowers the BIC, then rerun Phase 2; keep the result if its BIC is lower.")
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of LGES (restarts of its fits).")
 @click.option("--lavaan", "lavaan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the model as lavaan syntax (latents without an edge are independent).")
@@ -169,7 +177,7 @@ def comparison_text(model):
               help="No progress bar, warnings or summary; only the files (with --example, the comparison only).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def command(items, dataset, columns, missing_code, output, delta_scale, delta, criterion, alpha, epsilon, n_jobs,
-            pair_restarts, seed,
+            pair_restarts, regroup, seed,
             lavaan_path, example, quiet, force):
     """Learn which latent constructs ITEMS measure and how they cause one another (LGES).
 
@@ -182,7 +190,7 @@ def command(items, dataset, columns, missing_code, output, delta_scale, delta, c
     """
     check_inputs(example, items, dataset, columns, missing_code, output, lavaan_path, force)
     parameters = {"delta_scale": delta_scale, "delta": delta, "criterion": resolve_criterion(criterion, delta, alpha),
-                  "alpha": alpha, "epsilon": epsilon, "pair_restarts": pair_restarts, "n_jobs": n_jobs,
+                  "alpha": alpha, "epsilon": epsilon, "pair_restarts": pair_restarts, "regroup": regroup, "n_jobs": n_jobs,
                   "random_state": seed,
                   "progress": show_progress(quiet)}
     data = load_data(example, items, dataset, columns, missing_code)
