@@ -240,6 +240,14 @@ class LGES:
         without each two-item cluster of line 16 at k = 1 (greedily, one more
         pair per round) and the final model with the lowest BIC is kept
         (reports/benchmarks/lges_changes.md section 8).
+    regroup : bool, default True
+        Not in the paper. After the search, a greedy BIC search over the
+        clustering (which groups cause each item, and how many latents each
+        group has), started from every search's model: an item gains, loses or
+        changes a group, two items split off into a new latent, a group is
+        resized or two groups merge (:mod:`latentsem.regroup`). Phase 2 reruns
+        on each clustering it ends at, and the lowest BIC is kept if it is lower
+        than the search's (reports/benchmarks/lges_changes.md section 12).
     min_loading : float, default 0.2
         An edge is added back only when the group's standardized loading on
         the item reaches this (below 0.2 it explains under 4% of the item's
@@ -280,8 +288,9 @@ class LGES:
         The level of the likelihood-ratio rule (used when ``criterion="lr"``).
     n_samples_ : int
     history_ : list of Step
-        Every accepted deletion with its score change (and, last, the restarts
-        of ``pair_restarts`` that lowered the BIC).
+        Every accepted deletion with its score change (then the restarts of
+        ``pair_restarts`` that lowered the BIC and, as phase 3, regroup's moves,
+        its Phase-2 rerun and the BIC it reached).
     excluded_pairs_ : list of (str, str)
         The two-item clusters that the kept search was not allowed to form at
         k = 1 (``pair_restarts``); empty when the first search was kept.
