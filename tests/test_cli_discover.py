@@ -80,6 +80,11 @@ def test_example_json_round_trips_with_the_search_metadata(example_run):
     assert meta["history"] and {"phase", "line", "description", "score_change", "tolerance"} <= set(meta["history"][0])
     assert all(step["phase"] in (1, 2, 3) for step in meta["history"])
     assert meta["parameters"]["regroup"] is True
+    # The example's search model is improved by regroup's Phase-2 rerun; the summary says by how much.
+    last = meta["history"][-1]
+    assert last["phase"] == 3 and last["description"].startswith("Phase 2 rerun")
+    bic_text = last["description"].split(": ")[-1]
+    assert f"regrouped (0 moves, then Phase 2 again): {bic_text})" in result.output
     assert f"log-likelihood {meta['log_likelihood']:.3f}; {meta['n_candidates']} candidate structures" in result.output
     for name in model.latent:  # every latent is listed with its items
         items = [c for c in model.children(name) if c in model.observed]
