@@ -400,7 +400,7 @@ class LGES:
         # Its own stream, so that breaking a tie leaves the restarts' draws as they were.
         self._tie_rng = np.random.default_rng(self._rng.bit_generator.seed_seq.spawn(1)[0])
 
-        from .progress import make_progress
+        from .progress import close_progress, make_progress
 
         self._report = make_progress(self.progress)
         try:
@@ -409,14 +409,8 @@ class LGES:
                 mask, groups = self._phase1(p)
                 structure, params, f = self._phase2(mask, groups, names)
         finally:
-            close = getattr(self._report, "close", None)
-            if close is not None:
-                close()
-        # Recorded on the estimator (STYLE convention 6) and re-emitted once each.
-        self._warning_records = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
-        self.warnings_ = [f"{category.__name__}: {message}" for category, message in self._warning_records]
-        for category, message in self._warning_records:
-            warnings.warn(message, category, stacklevel=3)
+            close_progress(self._report)
+        self._record_warnings(caught)
         self.model_ = structure.replace(metadata={
             "n_samples": self.n_samples_, "delta": self.delta_,
             "log_likelihood": -self.n_samples_ * f,
@@ -528,7 +522,7 @@ class LGES:
         Phase 2 reruns on the new clustering from its saturated latent graph
         (Alg. 2 line 3), with the final steps as in the search.
         """
-        from .progress import make_progress
+        from .progress import close_progress, make_progress
         from .regroup import Clustering, regroup
 
         structure = self.model_
@@ -558,15 +552,9 @@ class LGES:
                 bic, steps, rerun, new, params, f = min(finals, key=lambda t: t[0])
         finally:
             self.history_ = history
-            close = getattr(report, "close", None)
-            if close is not None:
-                close()
+            close_progress(report)
         self.n_candidates_ += n_candidates
-        records = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
-        self._warning_records = list(dict.fromkeys(getattr(self, "_warning_records", []) + records))
-        self.warnings_ = [f"{category.__name__}: {message}" for category, message in self._warning_records]
-        for category, message in records:
-            warnings.warn(message, category, stacklevel=3)
+        self._record_warnings(caught, previous=getattr(self, "_warning_records", []))
         if bic >= self.bic_ - 1e-6:
             return
         scale = 2 * self.n_samples_
@@ -582,13 +570,21 @@ class LGES:
         self.log_likelihood_ = -self.n_samples_ * f
         self.bic_ = bic
 
+    def _record_warnings(self, caught, previous=()):
+        """Record caught warnings on the estimator (STYLE convention 6) after ``previous``; re-emit each once."""
+        records = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
+        self._warning_records = list(dict.fromkeys(list(previous) + records))
+        self.warnings_ = [f"{category.__name__}: {message}" for category, message in self._warning_records]
+        for category, message in records:
+            warnings.warn(message, category, stacklevel=4)
+
     def _bic_of(self, structure, f):
         """BIC = -2 L + k log N of a structure whose per-sample score is f (L = -N f)."""
         return 2 * self.n_samples_ * f + n_free_parameters(structure) * math.log(self.n_samples_)
 
     def _run_labelled(self, searches, S, n, names):
         """Run the searches ({label: LGES}) one after the other, their progress stages named by label."""
-        from .progress import make_progress
+        from .progress import close_progress, make_progress
 
         report = make_progress(self.progress)
         try:
@@ -596,9 +592,7 @@ class LGES:
                 search.progress = functools.partial(_report_labelled, report, label)
                 search.fit_covariance(S, n, names)
         finally:
-            close = getattr(report, "close", None)
-            if close is not None:
-                close()
+            close_progress(report)
         return list(searches.values())
 
     def get_params(self, deep=True):
@@ -1145,10 +1139,7 @@ class LGES:
         single latents.
         """
         _, _, order = self._final_dag(mask, groups, group_dag)
-        cols = [order.index(lat) for lat in groups[g]]
-        lam = params.Lambda[j, cols]
-        Phi = params.latent_covariance()[np.ix_(cols, cols)]
-        return float(np.sqrt(max(lam @ Phi @ lam, 0.0) / params.implied_covariance()[j, j]))
+        return params.standardized_loading(j, [order.index(lat) for lat in groups[g]])
 
     def _addition_tolerance(self, df, n_tests):
         """Tolerance an added edge's gain must exceed: the deletion rule, Bonferroni-corrected under "lr".

@@ -53,6 +53,13 @@ def make_progress(progress, stream=None):
                          f"Got {progress!r} instead.")
 
 
+def close_progress(report):
+    """Close a reporter from :func:`make_progress` that draws (a callable without ``close`` is left alone)."""
+    close = getattr(report, "close", None)
+    if close is not None:
+        close()
+
+
 def _no_progress(stage, done, total):
     """The reporter of ``progress=False``: does nothing."""
 

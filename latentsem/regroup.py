@@ -22,8 +22,9 @@ moves are
 
 Each round screens every move by a few Levenberg-Marquardt iterations from a
 warm start (any iterate's f bounds the optimum from above), refits the best
-``n_exact`` exactly, and takes the best if it lowers the BIC, as GES takes
-the best operator (Chickering 2002).
+``n_exact`` item moves and ``n_exact_groups`` group moves to convergence, and
+takes the best if it lowers the BIC, as GES takes the best operator
+(Chickering 2002).
 """
 
 from __future__ import annotations
@@ -331,7 +332,8 @@ class _Climber:
         exact_bics = [_bic(f, moves[i].clustering, self.n) for i, (f, _) in zip(best, exact)]
         for k in np.argsort(exact_bics, kind="stable"):
             move, params = moves[best[k]], exact[k][1]
-            if all(standardized_loading(move.clustering, params, j, g) >= self.min_loading for j, g in move.added):
+            groups = move.clustering.expand()[1]
+            if all(params.standardized_loading(j, groups[g]) >= self.min_loading for j, g in move.added):
                 return move, params, exact_bics[k]
         return None, None, np.inf
 
@@ -344,19 +346,12 @@ def _bic(f, clustering, n):
     return 2 * n * f + clustering.n_parameters() * math.log(n)
 
 
-def standardized_loading(clustering, params, j, g):
-    """Group g's standardized loading on item j: sqrt(lambda_G Phi_GG lambda_G' / Sigma_jj) (rotation invariant)."""
-    cols = clustering.expand()[1][g]
-    lam = params.Lambda[j, cols]
-    Phi = params.latent_covariance()[np.ix_(cols, cols)]
-    return float(np.sqrt(max(lam @ Phi @ lam, 0.0) / params.implied_covariance()[j, j]))
-
-
 def _fit_moves(moves, fit, max_iter, starts, cache):
     """Fit each move's model from its start; (f, params) per move, batched by number of latents.
 
-    ``cache`` maps clustering keys to converged fits: a clustering fitted to
-    convergence before (in this round's screen or another search) is not fitted again.
+    ``cache`` maps clustering keys to converged fits (``max_iter`` of at least
+    ``_CONVERGED_ITER``): a clustering refitted to convergence before, earlier
+    in this search or in another, is not fitted again.
     """
     out = [None] * len(moves)
     by_m = {}

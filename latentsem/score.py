@@ -128,6 +128,16 @@ class Params:
         """Sigma = Lambda Phi Lambda' + Psi (Proposition 1 for GNF models)."""
         return self.Lambda @ self.latent_covariance() @ self.Lambda.T + np.diag(self.psi)
 
+    def standardized_loading(self, j, cols):
+        """The latents ``cols``' joint standardized loading on item j: sqrt(lambda Phi lambda' / Sigma_jj).
+
+        For the latents of one group it is invariant to rotations inside the
+        group, unlike the loadings of its single latents.
+        """
+        lam = self.Lambda[j, cols]
+        Phi = self.latent_covariance()[np.ix_(cols, cols)]
+        return float(np.sqrt(max(lam @ Phi @ lam, 0.0) / self.implied_covariance()[j, j]))
+
 
 @dataclass(frozen=True)
 class ScoreResult:
